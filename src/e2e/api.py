@@ -1,0 +1,85 @@
+"""The Python API; the CLI is a thin layer over these functions.
+
+    import e2e
+    result = e2e.train("vision", out="runs/fmnist", overrides=["train.epochs=2"])
+    model = e2e.load("runs/fmnist")
+    model.predict(["shoe.png"])        # -> [[("Sneaker", 0.97), ...]]
+    model.evaluate()                   # -> {"test/accuracy": ...}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from e2e.config import Config, load_config
+from e2e.engine import trainer
+from e2e.engine.checkpoint import load_checkpoint
+from e2e.engine.run import RunDir
+from e2e.errors import E2EError
+from e2e.tasks import get_task
+
+
+def train(task: str | None = None, out: str | Path = "runs/latest",
+          config: str | Path | Config | None = None, overrides: list[str] | None = None,
+          data: str | None = None, resume: bool = False, quiet: bool = False) -> dict:
+    """Train a task end to end; returns the final results (also in OUT/results.json)."""
+    if resume:
+        RunDir(out).require()
+        cfg = load_config(RunDir(out).config, None, overrides)
+    elif isinstance(config, Config):
+        cfg = config
+    else:
+        cfg = load_config(config, task, ([f"data.source={data}"] if data else []) +
+                          list(overrides or []))
+    return trainer.fit(get_task(cfg.task), cfg, out, resume=resume, quiet=quiet)
+
+
+class Predictor:
+    """A trained run, loaded from its directory alone: predict, evaluate, inspect."""
+
+    def __init__(self, run: str | Path, device: str = "cpu", checkpoint: str = "best"):
+        self.run = RunDir(run)
+        self.run.require()
+        self.cfg = load_config(self.run.config)
+        self.task = get_task(self.cfg.task)
+        path = self.run.best if checkpoint == "best" and self.run.best.exists() else \
+            self.run.last if checkpoint in ("best", "last") else Path(checkpoint)
+        if not path.exists():
+            path = self.run.weights()
+        ckpt = load_checkpoint(path, map_location=device)
+        if ckpt.get("task", self.cfg.task) != self.cfg.task:
+            raise E2EError(f"{path} holds a '{ckpt['task']}' model but {self.run.config} "
+                           f"says task '{self.cfg.task}'")
+        self.checkpoint = path
+        self.info: dict[str, Any] = ckpt["info"]
+        self.task.setup(self.cfg, self.info)
+        self.model = self.task.build_model(self.cfg, self.info).to(device)
+        self.model.load_state_dict(ckpt["model"])
+        self.model.eval()
+
+    def predict(self, raw: Any, **kwargs) -> Any:
+        with torch.no_grad():
+            return self.task.predict(self.model, raw, self.info, **kwargs)
+
+    def evaluate(self, split: str = "test", data: str | None = None) -> dict[str, float]:
+        """Re-evaluate on a split of the run's data (or of `data`, a source or folder)."""
+        if data is not None:
+            self.cfg.data.source = data
+        splits = self.task.build_data(self.cfg)
+        if splits.info.get("classes") != self.info.get("classes"):
+            raise E2EError(f"the data's classes {splits.info.get('classes')} differ from the "
+                           f"model's {self.info.get('classes')}")
+        with torch.no_grad():
+            metrics = self.task.evaluate(self.model, getattr(splits, split), self.cfg)
+        return {f"{split}/{k}": v for k, v in metrics.items()}
+
+    def results(self) -> dict:
+        return json.loads(self.run.results.read_text()) if self.run.results.exists() else {}
+
+
+def load(run: str | Path, device: str = "cpu") -> Predictor:
+    return Predictor(run, device=device)

@@ -1,0 +1,202 @@
+"""Dataclass configs: YAML in and out, and `--set section.key=value` overrides.
+
+A run's config has four sections: `train` (the engine, the same for every task) and
+`data` / `model`, whose dataclasses belong to the task named by `task`. Every value is
+type-checked; an unknown key or a wrong type is an E2EError that lists the valid keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from e2e.errors import E2EError
+
+
+@dataclass
+class TrainConfig:
+    """The engine's settings, shared by every task."""
+
+    epochs: int = 10
+    max_steps: int = 0  # optimizer steps; 0 = run `epochs` full epochs
+    batch_size: int = 256
+    grad_accum: int = 1  # micro-batches per optimizer step
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 4e-3  # peak learning rate
+    weight_decay: float = 0.05
+    momentum: float = 0.9  # sgd momentum; adamw beta1
+    schedule: str = "onecycle"  # onecycle | cosine | constant
+    warmup: float = 0.25  # fraction of all steps spent warming up
+    clip_grad: float = 0.0  # max global grad norm; 0 = off
+    precision: str = "auto"  # auto (bf16 on CUDA and AMX CPUs, else fp32) | fp32 | bf16
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0
+    eval_every: int = 0  # optimizer steps between evaluations; 0 = once per epoch
+    checkpoint_every: int = 0  # optimizer steps between `last` checkpoints; 0 = at evaluations
+    monitor: str = "val/accuracy"  # metric that picks `best` and drives early stopping
+    mode: str = "max"  # max | min
+    patience: int = 0  # evaluations without improvement before stopping; 0 = off
+    log_every: int = 50  # steps between plain log lines when output is not a terminal
+    num_workers: int = 0  # DataLoader workers for file-backed datasets
+    check_gradflow: bool = True  # fail if any parameter gets no gradient from the loss
+    time_limit: float = 0.0  # seconds of training before stopping cleanly; 0 = none
+
+
+@dataclass
+class Config:
+    task: str = "vision"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: Any = None  # the task's data config dataclass
+    model: Any = None  # the task's model config dataclass
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(self.to_yaml())
+
+
+def default_config(task: str) -> Config:
+    from e2e.tasks import get_task
+
+    t = get_task(task)
+    return Config(task=task, train=t.default_train(), data=t.DataConfig(), model=t.ModelConfig())
+
+
+def load_config(path: str | Path | None = None, task: str | None = None,
+                overrides: list[str] | None = None) -> Config:
+    """Config from defaults, then a YAML file, then `key=value` overrides, in that order."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if path.is_dir():  # a run directory: take its resolved config
+            path = path / "config.yaml"
+        if not path.exists():
+            raise E2EError(f"config file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise E2EError(f"{path} is not valid YAML: {e}") from None
+        if not isinstance(raw, dict):
+            raise E2EError(f"{path}: expected a mapping of sections at the top level")
+    task = task or raw.get("task") or "vision"
+    if raw.get("task") not in (None, task):
+        raise E2EError(f"{path} is a config for task '{raw['task']}', not '{task}'")
+    cfg = default_config(task)
+    unknown = set(raw) - {"task", "train", "data", "model"}
+    if unknown:
+        raise E2EError(f"{path}: unknown section(s) {sorted(unknown)}; "
+                       "valid sections: task, train, data, model")
+    for section in ("train", "data", "model"):
+        values = raw.get(section) or {}
+        if not isinstance(values, dict):
+            raise E2EError(f"{path}: section '{section}' must be a mapping")
+        for key, value in values.items():
+            _assign(cfg, section, key, value, source=str(path))
+    for item in overrides or []:
+        apply_override(cfg, item)
+    return cfg
+
+
+def apply_override(cfg: Config, item: str) -> None:
+    """Apply one `section.key=value`; the value is parsed as YAML (so 1e-3, true, [32, 64])."""
+    if "=" not in item:
+        raise E2EError(f"--set expects key=value, got '{item}'. Valid keys:\n{valid_keys(cfg)}")
+    key, text = item.split("=", 1)
+    if "." not in key:
+        raise E2EError(f"--set key '{key}' needs a section, e.g. train.lr=1e-3. "
+                       f"Valid keys:\n{valid_keys(cfg)}")
+    section, name = key.strip().split(".", 1)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    if value is None and text.strip() not in ("null", "~", "none", "None"):
+        value = text
+    _assign(cfg, section, name, value, source="--set")
+
+
+def valid_keys(cfg: Config) -> str:
+    lines = []
+    for section in ("train", "data", "model"):
+        for f in dataclasses.fields(getattr(cfg, section)):
+            lines.append(f"  {section}.{f.name} ({_type_name(f.type)}, "
+                         f"default {getattr(cfg, section).__class__().__dict__[f.name]!r})")
+    return "\n".join(lines)
+
+
+def _assign(cfg: Config, section: str, name: str, value: Any, source: str) -> None:
+    obj = getattr(cfg, section, None) if section in ("train", "data", "model") else None
+    if obj is None:
+        raise E2EError(f"{source}: unknown section '{section}'; valid keys:\n{valid_keys(cfg)}")
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    if name not in fields:
+        raise E2EError(f"{source}: unknown key '{section}.{name}' for task '{cfg.task}'. "
+                       f"Valid keys:\n{valid_keys(cfg)}")
+    hints = typing.get_type_hints(type(obj))
+    try:
+        coerced = _coerce(value, hints[name])
+    except (TypeError, ValueError):
+        raise E2EError(f"{source}: {section}.{name} must be {_type_name(hints[name])}, "
+                       f"got {value!r}. Valid keys:\n{valid_keys(cfg)}") from None
+    setattr(obj, name, coerced)
+
+
+def _coerce(value: Any, typ: Any) -> Any:
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(typ)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg)
+            except (TypeError, ValueError):
+                pass
+        raise TypeError
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError
+        (item_type, *_) = typing.get_args(typ) or (Any,)
+        items = [_coerce(v, item_type) for v in value]
+        return tuple(items) if origin is tuple else items
+    if typ is Any:
+        return value
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise TypeError
+        return value
+    if typ is float:
+        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+            return float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError
+        return float(value)
+    if typ is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise TypeError
+        return str(value)
+    raise TypeError
+
+
+def _type_name(typ: Any) -> str:
+    if isinstance(typ, str):
+        return typ
+    return getattr(typ, "__name__", None) or str(typ).replace("typing.", "")

@@ -1,0 +1,1 @@
+"""Readers for the real data sources in DESIGN.md and for users' own folders."""

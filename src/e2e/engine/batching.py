@@ -1,0 +1,77 @@
+"""Batches for the training loop, in an order that can be resumed exactly.
+
+An epoch's order is a pure function of (seed, epoch), so resuming at "epoch e, batch b"
+needs only those two numbers. In-memory splits (`TensorData`) are sliced straight from
+tensors, with no DataLoader or worker processes; any other `torch.utils.data.Dataset`
+(file-backed) goes through a DataLoader fed the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class TensorData:
+    """An in-memory split: named tensors that share their first dimension.
+
+    `TensorData(x=images_uint8, y=labels)`; a batch is a dict with the same names.
+    """
+
+    def __init__(self, **tensors: torch.Tensor):
+        lengths = {name: len(t) for name, t in tensors.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"TensorData tensors differ in length: {lengths}")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: t[index] for name, t in self.tensors.items()}
+
+    def subset(self, index: torch.Tensor) -> TensorData:
+        return TensorData(**self.batch(index))
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def train_batches(data: TensorData | Dataset, batch_size: int, seed: int, epoch: int,
+                  start: int, limit: int, rank: int = 0, world: int = 1,
+                  num_workers: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches `start .. limit-1` of this epoch's shuffled order (this rank's shard)."""
+    order = epoch_order(len(data), seed, epoch)[rank::world]
+    chunks = [order[i * batch_size:(i + 1) * batch_size] for i in range(start, limit)]
+    if isinstance(data, TensorData):
+        for index in chunks:
+            yield data.batch(index)
+    else:
+        loader = DataLoader(data, batch_sampler=[c.tolist() for c in chunks],
+                            num_workers=num_workers, persistent_workers=False)
+        yield from loader
+
+
+def eval_batches(data: TensorData | Dataset, batch_size: int,
+                 num_workers: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    """Every example once, in order, the last batch possibly short."""
+    if isinstance(data, TensorData):
+        for i in range(0, len(data), batch_size):
+            yield data.batch(torch.arange(i, min(i + batch_size, len(data))))
+    else:
+        yield from DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+
+
+def micro_batches_per_epoch(n: int, batch_size: int, grad_accum: int, world: int = 1) -> int:
+    """Micro-batches used per epoch: whole batches, rounded down to whole optimizer steps."""
+    per_rank = n // world
+    return (per_rank // batch_size) // grad_accum * grad_accum
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+            for k, v in batch.items()}

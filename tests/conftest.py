@@ -1,0 +1,126 @@
+"""Shared fixtures: a tiny task for engine tests and helpers to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from e2e.config import Config, TrainConfig
+from e2e.engine.batching import TensorData, eval_batches
+from e2e.tasks.base import Splits
+
+
+@dataclass
+class BlobsData:
+    n: int = 512
+    noise: float = 0.5
+
+
+@dataclass
+class MLPModel:
+    hidden: int = 16
+    detach_hidden: bool = False  # plant a broken end-to-end path
+    freeze_first: bool = False
+
+
+class MLP(nn.Module):
+    def __init__(self, m: MLPModel):
+        super().__init__()
+        self.m = m
+        self.fc1, self.fc2, self.out = nn.Linear(2, m.hidden), nn.Linear(m.hidden, m.hidden), \
+            nn.Linear(m.hidden, 3)
+        if m.freeze_first:
+            self.fc1.requires_grad_(False)
+
+    def forward(self, x):
+        h = torch.tanh(self.fc1(x))
+        if self.m.detach_hidden:
+            h = h.detach()
+        return self.out(torch.tanh(self.fc2(h)))
+
+
+class BlobsTask:
+    """Three Gaussian blobs in 2-D: a task small enough to train in a fraction of a second."""
+
+    name = "blobs"
+    DataConfig, ModelConfig = BlobsData, MLPModel
+    metrics = ("accuracy", "loss")
+    channels_last = False
+    nan_at_step: int | None = None  # make the loss NaN from this step on
+
+    def __init__(self):
+        self.steps = 0
+
+    def default_train(self):
+        return TrainConfig()
+
+    def setup(self, cfg, info):
+        self.cfg = cfg
+
+    def build_data(self, cfg):
+        g = torch.Generator().manual_seed(0)
+        centers = torch.tensor([[0.0, 2.0], [2.0, -1.0], [-2.0, -1.0]])
+
+        def make(n):
+            y = torch.randint(0, 3, (n,), generator=g)
+            return TensorData(x=centers[y] + cfg.data.noise * torch.randn(n, 2, generator=g), y=y)
+        return Splits(make(cfg.data.n), make(128), make(128), {"classes": 3})
+
+    def build_model(self, cfg, info):
+        return MLP(cfg.model)
+
+    def prepare_batch(self, batch, train):
+        return batch
+
+    def loss(self, model, batch):
+        self.steps += 1
+        loss = F.cross_entropy(model(batch["x"]), batch["y"])
+        if self.nan_at_step is not None and self.steps >= self.nan_at_step:
+            loss = loss * float("nan")
+        return loss
+
+    def evaluate(self, model, split, cfg):
+        correct, loss, n = 0, 0.0, 0
+        for b in eval_batches(split, 64):
+            out = model(b["x"])
+            correct += int((out.argmax(1) == b["y"]).sum())
+            loss += float(F.cross_entropy(out, b["y"], reduction="sum"))
+            n += len(b["y"])
+        return {"accuracy": correct / n, "loss": loss / n}
+
+    def predict(self, model, raw, info):
+        return model(raw).argmax(1)
+
+    def report(self, model, split, cfg, run_dir):
+        return ""
+
+
+@pytest.fixture
+def blobs():
+    return BlobsTask()
+
+
+def blobs_config(**train) -> Config:
+    base = dict(epochs=3, batch_size=32, lr=0.05, device="cpu", log_every=1, precision="fp32")
+    return Config(task="blobs", train=TrainConfig(**{**base, **train}), data=BlobsData(),
+                  model=MLPModel())
+
+
+def run_cli(*args: str, cwd: Path | None = None, check: bool = True,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m e2e ARGS` in a fresh process, as a user would run `e2e ARGS`."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "e2e", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"e2e {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc

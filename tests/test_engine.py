@@ -1,0 +1,141 @@
+"""The training loop on a tiny model: it learns, logs, schedules, stops and fails loudly."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import BlobsTask, blobs_config
+from e2e.config import TrainConfig
+from e2e.engine import fit
+from e2e.engine.batching import TensorData, epoch_order, micro_batches_per_epoch, train_batches
+from e2e.engine.checkpoint import load_checkpoint
+from e2e.engine.gradflow import BrokenGradientFlow
+from e2e.engine.optim import lr_at
+from e2e.engine.progress import read_metrics
+from e2e.errors import E2EError, NonFiniteLoss
+
+
+def test_fit_learns_and_writes_the_run_directory(blobs, tmp_path):
+    results = fit(blobs, blobs_config(), tmp_path / "run", quiet=True)
+    assert results["test/accuracy"] > 0.9
+    run = tmp_path / "run"
+    for name in ["config.yaml", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt",
+                 "gradflow.json", "results.json", "report.md", "curves.png"]:
+        assert (run / name).exists(), name
+    rows = read_metrics(run / "metrics.csv")
+    losses = [r["value"] for r in rows if r["metric"] == "train/loss"]
+    assert losses[-1] < losses[0] / 2
+    assert json.loads((run / "results.json").read_text())["steps"] == 3 * (512 // 32)
+
+
+def test_sgd_cosine_clip_and_accumulation(blobs, tmp_path):
+    cfg = blobs_config(optimizer="sgd", schedule="cosine", clip_grad=0.5, grad_accum=2,
+                       lr=0.2, epochs=4)
+    results = fit(blobs, cfg, tmp_path / "run", quiet=True)
+    assert results["test/accuracy"] > 0.9
+    assert results["steps"] == 4 * (512 // 32) // 2
+    assert any(r["metric"] == "train/grad_norm" for r in read_metrics(tmp_path / "run/metrics.csv"))
+
+
+def test_gradient_accumulation_equals_the_big_batch(tmp_path):
+    """2 micro-batches of 32 must give the same update as one batch of 64 (no BatchNorm)."""
+    weights = []
+    for name, bs, accum in [("big", 64, 1), ("accum", 32, 2)]:
+        task = BlobsTask()
+        cfg = blobs_config(batch_size=bs, grad_accum=accum, max_steps=1, schedule="constant",
+                           lr=0.1)
+        # the same 64 examples: one epoch order, cut into one batch or two micro-batches
+        fit(task, cfg, tmp_path / name, quiet=True)
+        weights.append(load_checkpoint(tmp_path / name / "checkpoints/last.pt")["model"])
+    for k in weights[0]:
+        torch.testing.assert_close(weights[0][k], weights[1][k], rtol=1e-5, atol=1e-6)
+
+
+def test_schedules():
+    cfg = TrainConfig(lr=1.0, warmup=0.1, schedule="onecycle")
+    lrs = [lr_at(s, 100, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(1 / 25) and max(lrs) == pytest.approx(1.0)
+    assert lrs[-1] < 1e-3 and lrs.index(max(lrs)) == 10
+    cfg.schedule = "cosine"
+    lrs = [lr_at(s, 100, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0) and lrs[-1] < 1e-3
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    cfg.schedule = "constant"
+    assert lr_at(50, 100, cfg) == 1.0
+
+
+def test_batches_resume_mid_epoch_and_shard():
+    data = TensorData(x=torch.arange(100), y=torch.arange(100))
+    full = [b["x"] for b in train_batches(data, 10, seed=3, epoch=2, start=0, limit=10)]
+    tail = [b["x"] for b in train_batches(data, 10, seed=3, epoch=2, start=4, limit=10)]
+    assert all(torch.equal(a, b) for a, b in zip(full[4:], tail))
+    assert torch.equal(torch.cat(full).sort().values, torch.arange(100))
+    assert not torch.equal(epoch_order(100, 3, 2), epoch_order(100, 3, 3))
+    shards = [torch.cat([b["x"] for b in train_batches(data, 10, 3, 2, 0, 5, rank=r, world=2)])
+              for r in range(2)]
+    assert set(shards[0].tolist()).isdisjoint(shards[1].tolist())
+    assert micro_batches_per_epoch(100, 10, 3) == 9
+
+
+def test_early_stopping(blobs, tmp_path):
+    cfg = blobs_config(epochs=50, eval_every=2, patience=2, monitor="val/loss", mode="min",
+                       lr=0.0, schedule="constant")
+    results = fit(blobs, cfg, tmp_path / "run", quiet=True)
+    assert results["stopped"].startswith("early stop")
+    assert results["steps"] < 50 * 16
+
+
+def test_unknown_monitor_fails_before_training(blobs, tmp_path):
+    with pytest.raises(E2EError, match="val/accuracy, val/loss"):
+        fit(blobs, blobs_config(monitor="val/bleu"), tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+def test_monitor_missing_at_first_evaluation(tmp_path):
+    task = BlobsTask()
+    task.evaluate = lambda model, split, cfg: {"loss": 1.0}  # forgets 'accuracy'
+    with pytest.raises(E2EError, match="was not produced by evaluation; it produced: val/loss"):
+        fit(task, blobs_config(eval_every=2), tmp_path / "run", quiet=True)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    task = BlobsTask()
+    task.nan_at_step = 20
+    cfg = blobs_config(checkpoint_every=5, eval_every=5)
+    with pytest.raises(NonFiniteLoss, match="step 20") as err:
+        fit(task, cfg, tmp_path / "run", quiet=True)
+    assert "last.pt" in str(err.value)
+    ckpt = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
+    assert ckpt["state"]["step"] == 15
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_broken_gradient_flow_stops_training(tmp_path):
+    cfg = blobs_config()
+    cfg.model.detach_hidden = True
+    with pytest.raises(BrokenGradientFlow, match="fc1.weight"):
+        fit(BlobsTask(), cfg, tmp_path / "run", quiet=True)
+    cfg.train.check_gradflow = False  # the documented escape hatch
+    fit(BlobsTask(), cfg, tmp_path / "run2", quiet=True)
+
+
+def test_refuses_to_overwrite_a_run(blobs, tmp_path):
+    fit(blobs, blobs_config(epochs=1), tmp_path / "run", quiet=True)
+    with pytest.raises(E2EError, match="already holds a run"):
+        fit(BlobsTask(), blobs_config(epochs=1), tmp_path / "run", quiet=True)
+
+
+def test_time_limit(blobs, tmp_path):
+    results = fit(blobs, blobs_config(epochs=10_000, time_limit=0.5), tmp_path / "r", quiet=True)
+    assert results["stopped"].startswith("time limit") and results["steps"] < 10_000 * 16
+    assert math.isfinite(results["test/accuracy"])
+
+
+def test_seeded_runs_are_identical(tmp_path):
+    a = fit(BlobsTask(), blobs_config(), tmp_path / "a", quiet=True)
+    b = fit(BlobsTask(), blobs_config(), tmp_path / "b", quiet=True)
+    assert a["test/loss"] == b["test/loss"]
+    c = fit(BlobsTask(), blobs_config(seed=1), tmp_path / "c", quiet=True)
+    assert c["test/loss"] != a["test/loss"]

