@@ -8,7 +8,7 @@ tensors, with no DataLoader or worker processes; any other `torch.utils.data.Dat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -43,7 +43,8 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 def train_batches(data: TensorData | Dataset, batch_size: int, seed: int, epoch: int,
                   start: int, limit: int, rank: int = 0, world: int = 1,
-                  num_workers: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+                  num_workers: int = 0, collate: Callable | None = None
+                  ) -> Iterator[dict[str, torch.Tensor]]:
     """Batches `start .. limit-1` of this epoch's shuffled order (this rank's shard)."""
     order = epoch_order(len(data), seed, epoch)[rank::world]
     chunks = [order[i * batch_size:(i + 1) * batch_size] for i in range(start, limit)]
@@ -52,18 +53,23 @@ def train_batches(data: TensorData | Dataset, batch_size: int, seed: int, epoch:
             yield data.batch(index)
     else:
         loader = DataLoader(data, batch_sampler=[c.tolist() for c in chunks],
-                            num_workers=num_workers, persistent_workers=False)
+                            num_workers=num_workers, collate_fn=collate)
         yield from loader
 
 
-def eval_batches(data: TensorData | Dataset, batch_size: int,
-                 num_workers: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-    """Every example once, in order, the last batch possibly short."""
+def eval_batches(data: TensorData | Dataset, batch_size: int, num_workers: int = 0,
+                 collate: Callable | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """Every example once, in order, the last batch possibly short.
+
+    `collate` (for Datasets) merges a list of examples into a batch, e.g. padding
+    variable-length sequences; the default stacks tensors.
+    """
     if isinstance(data, TensorData):
         for i in range(0, len(data), batch_size):
             yield data.batch(torch.arange(i, min(i + batch_size, len(data))))
     else:
-        yield from DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        yield from DataLoader(data, batch_size=batch_size, shuffle=False,
+                              num_workers=num_workers, collate_fn=collate)
 
 
 def micro_batches_per_epoch(n: int, batch_size: int, grad_accum: int, world: int = 1) -> int:

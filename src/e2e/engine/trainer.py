@@ -145,7 +145,7 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
         while True:
             for batch in train_batches(splits.train, tc.batch_size, tc.seed, state.epoch,
                                        state.batch_in_epoch, per_epoch, env.rank, env.world,
-                                       tc.num_workers):
+                                       tc.num_workers, getattr(task, "collate", None)):
                 state.batch_in_epoch += 1
                 yield batch
             state.epoch += 1

@@ -36,6 +36,7 @@ class Task(Protocol):
     ModelConfig: ClassVar[type]
     metrics: ClassVar[tuple[str, ...]]  # names `evaluate` returns, checked against train.monitor
     channels_last: ClassVar[bool]
+    # Optional: `collate(list_of_examples) -> batch` for Dataset splits (padding, say).
 
     def default_train(self) -> TrainConfig: ...
     def build_data(self, cfg: Config) -> Splits: ...

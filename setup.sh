@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up e2e on a fresh Debian machine: system packages (datasets, tools), then a virtual
+# environment in .venv with PyTorch and e2e itself. Safe to run again: it only adds
+# what is missing. Usage: bash setup.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Debian packages: the datasets and tools the applications and tests read.
+APT_PACKAGES=(
+  python3-venv           # the virtual environment below
+  dataset-fashion-mnist  # vision: Fashion-MNIST, 60k/10k images (IDX files)
+)
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Python: PyTorch 2.13.0 (CPU build; a GPU machine gets CUDA with the same version), then e2e.
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[dev]"
+echo "setup: ready. Python: .venv/bin/python, CLI: .venv/bin/e2e"
