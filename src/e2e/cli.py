@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="print a task's default config as YAML")
     p.add_argument("task")
+
+    data = sub.add_parser("data", help="datasets: list what is installed, build corpora")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_sub.add_parser("list", help="known datasets, whether installed, how to install")
     return parser
 
 
@@ -154,8 +158,26 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    return DATA_COMMANDS[args.data_command](args) or 0
+
+
+def cmd_data_list(args) -> int:
+    from e2e.data.sources import IMAGE_SOURCES
+    from e2e.errors import DatasetMissing
+
+    for src in IMAGE_SOURCES.values():
+        try:
+            print(f"{src.name:<16} installed at {src.require()}")
+        except DatasetMissing:
+            print(f"{src.name:<16} missing; install: {src.install}")
+    print(f"{'digits':<16} embedded in scikit-learn")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "inspect": cmd_inspect, "config": cmd_config}
+            "inspect": cmd_inspect, "config": cmd_config, "data": cmd_data}
+DATA_COMMANDS = {"list": cmd_data_list}
 
 if __name__ == "__main__":
     raise SystemExit(main())
