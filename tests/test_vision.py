@@ -149,6 +149,7 @@ def test_model_reads_raw_uint8_and_every_layer_learns():
     task = VisionTask()
     task.setup(cfg, info)
     model = task.build_model(cfg, info)
-    batch = {"x": torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8), "y": torch.arange(4) % 3}
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    batch = {"x": x, "y": torch.arange(4) % 3}
     task.loss(model, task.prepare_batch(batch, train=True)).backward()
     check_gradflow(model)

@@ -98,7 +98,7 @@ class VisionTask:
     channels_last = True
 
     def default_train(self) -> TrainConfig:
-        return TrainConfig(epochs=12, batch_size=256, lr=4e-3, weight_decay=0.05,
+        return TrainConfig(epochs=20, batch_size=256, lr=4e-3, weight_decay=0.05,
                            monitor="val/accuracy", mode="max")
 
     def setup(self, cfg: Config, info: dict[str, Any]) -> None:
@@ -243,6 +243,22 @@ class VisionTask:
         top = probs.topk(min(top_k, probs.shape[1]), dim=1)
         return [[(info["classes"][i], float(p)) for p, i in zip(ps, ix)]
                 for ps, ix in zip(top.values.tolist(), top.indices.tolist())]
+
+    # ---- export and demo page (e2e export / e2e serve) ----
+    demo_input = "image"  # the demo page: upload or draw an image
+
+    def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:
+        from e2e.export import ExportSpec
+
+        pixels = torch.zeros(2, info["channels"], *info["size"], dtype=torch.uint8)
+        return {"classifier": ExportSpec(model, {"pixels": pixels}, ["logits"],
+                                         {"pixels": {0: "batch"}, "logits": {0: "batch"}},
+                                         from_batch=lambda batch: {"pixels": batch["x"]})}
+
+    def demo_answer(self, model: nn.Module, raw: Any, info: dict[str, Any]) -> dict:
+        """An uploaded image (a file object) -> the top-5 classes, for the demo page."""
+        top = self.predict(model, [raw], info, top_k=5)[0]
+        return {"top": [{"label": label, "p": p} for label, p in top]}
 
     def report(self, model: nn.Module, split: Split, cfg: Config, run_dir: Path) -> str:
         from e2e.plots import confusion_matrix_png
