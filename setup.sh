@@ -9,6 +9,13 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(
   python3-venv           # the virtual environment below
   dataset-fashion-mnist  # vision: Fashion-MNIST, 60k/10k images (IDX files)
+  chromium chromium-driver  # serve: headless browser for the demo page's end-to-end test
+  espeak-ng              # speech: synthesizer that renders the synthetic training corpus
+  asterisk-core-sounds-en-wav  # speech: real human test prompts (8 kHz WAV)
+  asterisk-core-sounds-en      # speech: their transcripts (core-sounds-en.txt.gz)
+  sword-text-kjv         # text: King James Bible (SWORD module), translation source side
+  sword-text-sparv       # text: Reina-Valera 1909 Spanish Bible, translation target side
+  apertium-eng-spa       # text: rule-based English->Spanish translator (stepwise baseline)
 )
 
 SUDO=""
@@ -22,6 +29,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# text: the summarization corpus is Debian's English package descriptions in apt's index.
+ls /var/lib/apt/lists/*_i18n_Translation-en* >/dev/null 2>&1 || \
+  $SUDO apt-get -o Acquire::Languages=en update -qq
 
 # Python: PyTorch 2.13.0 (CPU build; a GPU machine gets CUDA with the same version), then e2e.
 PYTHON="${PYTHON:-python3}"

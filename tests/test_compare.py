@@ -1,8 +1,8 @@
 """End to end vs stepwise: the counterparts run and give sane numbers; the report is written."""
 
 import torch
-
 from conftest import run_cli
+
 from e2e.compare import nested_sizes
 from e2e.config import default_config
 from e2e.stepwise.hog import HogConfig, fit_hog_classifier, hog_accuracy
@@ -58,7 +58,8 @@ def test_compare_quick_writes_the_report(tmp_path):
                    "--set", "model.widths=[16,32,64]", "--set", "train.batch_size=64")
     report = (tmp_path / "report.md").read_text()
     assert "| end to end (CNN) |" in report and "| stepwise: HOG + logistic regression |" in report
-    assert "| stepwise: same CNN, layer-wise |" in report and "Winner by training-set size" in report
+    assert "| stepwise: same CNN, layer-wise |" in report
+    assert "Winner by training-set size" in report
     assert (tmp_path / "vision_data_curve.png").stat().st_size > 5000
     assert "report:" in proc.stdout
     rows = [line for line in report.splitlines() if line.startswith("| end to end")]

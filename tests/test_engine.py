@@ -5,8 +5,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import BlobsTask, blobs_config
+
 from e2e.config import TrainConfig
 from e2e.engine import fit
 from e2e.engine.batching import TensorData, epoch_order, micro_batches_per_epoch, train_batches

@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import MLP, MLPModel
 from torch import nn
 
-from conftest import MLP, MLPModel
 from e2e.engine.gradflow import BrokenGradientFlow, check_gradflow, gradient_report
 
 

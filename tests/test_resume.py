@@ -7,8 +7,8 @@ import sys
 import time
 
 import torch
-
 from conftest import run_cli
+
 from e2e.engine.checkpoint import load_checkpoint
 from e2e.engine.progress import read_metrics
 

@@ -51,6 +51,9 @@ class Predictor:
         if not path.exists():
             path = self.run.weights()
         ckpt = load_checkpoint(path, map_location=device)
+        if not isinstance(ckpt.get("info"), dict) or "model" not in ckpt:
+            raise E2EError(f"{path} is a checkpoint of an older or foreign format (it lacks "
+                           "the model's data info); retrain it with this version of e2e")
         if ckpt.get("task", self.cfg.task) != self.cfg.task:
             raise E2EError(f"{path} holds a '{ckpt['task']}' model but {self.run.config} "
                            f"says task '{self.cfg.task}'")

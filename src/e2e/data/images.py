@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -14,9 +15,9 @@ from e2e.errors import E2EError
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-def load_image(path: str | Path, size: int, channels: int) -> torch.Tensor:
-    """Any image file -> uint8 tensor C x size x size (mode and size converted)."""
-    path = Path(path)
+def load_image(path: str | Path | BinaryIO, size: int, channels: int) -> torch.Tensor:
+    """Any image file (or open binary file) -> uint8 tensor C x size x size."""
+    path = Path(path) if isinstance(path, str) else path
     try:
         with Image.open(path) as img:
             img = img.convert("L" if channels == 1 else "RGB")

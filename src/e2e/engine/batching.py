@@ -45,9 +45,18 @@ def train_batches(data: TensorData | Dataset, batch_size: int, seed: int, epoch:
                   start: int, limit: int, rank: int = 0, world: int = 1,
                   num_workers: int = 0, collate: Callable | None = None
                   ) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches `start .. limit-1` of this epoch's shuffled order (this rank's shard)."""
-    order = epoch_order(len(data), seed, epoch)[rank::world]
-    chunks = [order[i * batch_size:(i + 1) * batch_size] for i in range(start, limit)]
+    """Batches `start .. limit-1` of this epoch's shuffled order (this rank's shard).
+
+    With `world` processes, global batch i is `order[i*B:(i+1)*B]` (B = batch_size x world)
+    and this rank takes every world-th example of it: a step sees the same examples whatever
+    the number of processes, so a run may resume with another number.
+    """
+    span = batch_size * world
+    order = epoch_order(len(data), seed, epoch)
+    lengths = getattr(data, "lengths", None)
+    if lengths is not None:
+        order = bucket_by_length(order, lengths, span, seed, epoch)
+    chunks = [order[i * span:(i + 1) * span][rank::world] for i in range(start, limit)]
     if isinstance(data, TensorData):
         for index in chunks:
             yield data.batch(index)
@@ -55,6 +64,28 @@ def train_batches(data: TensorData | Dataset, batch_size: int, seed: int, epoch:
         loader = DataLoader(data, batch_sampler=[c.tolist() for c in chunks],
                             num_workers=num_workers, collate_fn=collate)
         yield from loader
+
+
+def bucket_by_length(order: torch.Tensor, lengths: torch.Tensor, batch_size: int, seed: int,
+                     epoch: int, window: int = 64) -> torch.Tensor:
+    """Reorder so that each batch holds examples of similar length (less padding).
+
+    For data with a `lengths` tensor (tokens per example). Within windows of `window`
+    batches of the shuffled order, examples are sorted by length and cut into batches;
+    the full batches are then shuffled. Still a pure function of (seed, epoch), so
+    resume stays exact; the incomplete batch goes last, where the epoch drops it.
+    """
+    span = batch_size * window
+    batches = []
+    for w in range(0, len(order), span):
+        part = order[w:w + span]
+        part = part[torch.argsort(lengths[part], stable=True)]
+        batches += list(part.split(batch_size))
+    full = [b for b in batches if len(b) == batch_size]
+    rest = [b for b in batches if len(b) < batch_size]
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 7_919)
+    shuffled = [full[i] for i in torch.randperm(len(full), generator=g)]
+    return torch.cat(shuffled + rest) if shuffled or rest else order
 
 
 def eval_batches(data: TensorData | Dataset, batch_size: int, num_workers: int = 0,

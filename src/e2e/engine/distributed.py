@@ -1,13 +1,34 @@
-"""torchrun / DistributedDataParallel glue. One process without torchrun is world size 1."""
+"""torchrun / DistributedDataParallel glue. One process without torchrun is world size 1.
+
+How the engine uses several processes (`torchrun --nproc-per-node N -m e2e train ...` or
+`e2e train ... --nproc N`):
+
+- `train.batch_size` is the *global* batch: each of the N processes takes
+  `batch_size // N` examples of the same shuffled epoch order (`order[rank::N]`), so one
+  optimizer step sees exactly the examples a single process would see, and DDP's gradient
+  average over equal shards equals the single-process gradient. The same config gives the
+  same training whatever N; a resumed run may use a different N (the position in the epoch
+  is counted in global batches).
+- Backend: NCCL on CUDA (one GPU per process, `LOCAL_RANK`), gloo on CPU.
+- BatchNorm keeps per-process batch statistics (SyncBatchNorm needs CUDA); DDP broadcasts
+  rank 0's running statistics at every forward, and `sync_buffers` does so before each
+  evaluation, so every rank evaluates the same weights and takes the same decisions.
+- Only rank 0 logs and writes the run directory.
+"""
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from e2e.errors import E2EError
 
 
 @dataclass(frozen=True)
@@ -29,7 +50,26 @@ def dist_env() -> DistEnv:
 
 def setup(env: DistEnv, device: torch.device) -> None:
     if env.world > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def local_batch_size(batch_size: int, env: DistEnv) -> int:
+    """This process's share of the global `train.batch_size`."""
+    if batch_size % env.world:
+        raise E2EError(f"train.batch_size={batch_size} is the global batch and must divide "
+                       f"evenly among {env.world} processes; use a multiple of {env.world}")
+    return batch_size // env.world
+
+
+def seed_rank(env: DistEnv, seed: int, step: int) -> None:
+    """Give each rank its own random stream (augmentation, dropout) once weights are built.
+
+    Single-process runs are left alone, so their exact resume is unaffected.
+    """
+    if env.world > 1:
+        torch.manual_seed(seed * 1_000_003 + env.rank * 7_919 + step)
 
 
 def wrap(model: nn.Module, env: DistEnv, device: torch.device) -> nn.Module:
@@ -43,12 +83,33 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
+def sync_buffers(model: nn.Module, env: DistEnv) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank."""
+    if env.world > 1:
+        for buffer in unwrap(model).buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
 def mean_across(value: float, env: DistEnv, device: torch.device) -> float:
     if env.world == 1:
         return value
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return float(t) / env.world
+
+
+def step_summary(loss: float, out_of_time: bool, env: DistEnv, device: torch.device
+                 ) -> tuple[float, bool]:
+    """The global mean loss, and whether any rank ran out of time, in one all-reduce.
+
+    Every rank then takes the same decisions (stop on a NaN loss, on the time limit), so none
+    is left waiting in a collective that the others have abandoned.
+    """
+    if env.world == 1:
+        return loss, out_of_time
+    t = torch.tensor([loss, float(out_of_time)], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t[0]) / env.world, bool(t[1] > 0)
 
 
 def barrier(env: DistEnv) -> None:
@@ -59,3 +120,25 @@ def barrier(env: DistEnv) -> None:
 def teardown(env: DistEnv) -> None:
     if env.world > 1 and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(nproc: int, args: list[str]) -> int:
+    """Run `e2e ARGS` in `nproc` processes on this machine with torchrun; its exit status.
+
+    For several machines, run torchrun yourself on each (see README, "Distributed training").
+    """
+    if nproc < 1:
+        raise E2EError(f"--nproc must be at least 1, got {nproc}")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+           "--nproc-per-node", str(nproc), "--rdzv-backend", "c10d",
+           "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "e2e", *args]
+    env = {**os.environ}
+    # torchrun would set 1 thread per process with a warning; share the cores out instead.
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    return subprocess.call(cmd, env=env)

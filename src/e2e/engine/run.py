@@ -14,7 +14,7 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # noqa: E402  (no display on servers and CI)
+matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from e2e.config import Config

@@ -106,6 +106,7 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
     splits = task.build_data(cfg)
     task.setup(cfg, splits.info)
     model = task.build_model(cfg, splits.info).to(device)
+    batch_size = distributed.local_batch_size(tc.batch_size, env)  # per process
     if task.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, tc)
@@ -120,18 +121,24 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
     elif env.is_main:
         run.create(cfg)
     distributed.barrier(env)
+    distributed.seed_rank(env, tc.seed, state.step)
 
-    per_epoch = micro_batches_per_epoch(len(splits.train), tc.batch_size, tc.grad_accum, env.world)
+    # Micro-batches of the *global* batch, so the position in an epoch means the same
+    # examples whatever the number of processes (a run may resume with another N).
+    per_epoch = micro_batches_per_epoch(len(splits.train), batch_size, tc.grad_accum, env.world)
     if per_epoch == 0:
         raise E2EError(f"the training split has {len(splits.train)} examples, fewer than one "
-                       f"step of train.batch_size={tc.batch_size} x train.grad_accum="
-                       f"{tc.grad_accum} x {env.world} process(es); lower train.batch_size")
+                       f"step of train.batch_size={tc.batch_size} (global, over {env.world} "
+                       f"process(es)) x train.grad_accum={tc.grad_accum}; lower "
+                       "train.batch_size")
     total_steps = tc.max_steps or tc.epochs * per_epoch // tc.grad_accum
     eval_every = tc.eval_every or per_epoch // tc.grad_accum
     checkpoint_every = tc.checkpoint_every or eval_every
     ddp_model = distributed.wrap(model, env, device)
     autocast = autocast_for(device, tc.precision)
-    log = MetricsLog(run.metrics, resume_step=state.step if resume else None) if env.is_main else None
+    log = None
+    if env.is_main:
+        log = MetricsLog(run.metrics, resume_step=state.step if resume else None)
     progress = Progress(total_steps, state.step, tc.log_every, enabled=env.is_main and not quiet)
     n_params = sum(p.numel() for p in model.parameters())
     progress.write(f"{task.name}: {n_params:,} parameters, {len(splits.train):,} training "
@@ -143,7 +150,7 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
     def micro_batch_stream():
         """Micro-batches forever, advancing state.epoch / state.batch_in_epoch as it goes."""
         while True:
-            for batch in train_batches(splits.train, tc.batch_size, tc.seed, state.epoch,
+            for batch in train_batches(splits.train, batch_size, tc.seed, state.epoch,
                                        state.batch_in_epoch, per_epoch, env.rank, env.world,
                                        tc.num_workers, getattr(task, "collate", None)):
                 state.batch_in_epoch += 1
@@ -180,7 +187,10 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
                 loss = task.loss(ddp_model, batch)
             (loss.float() / tc.grad_accum).backward()
             loss_sum += loss.item()
-        loss_value = loss_sum / tc.grad_accum
+        state.elapsed = time.time() - started
+        out_of_time = tc.time_limit > 0 and state.elapsed >= tc.time_limit
+        loss_value, out_of_time = distributed.step_summary(loss_sum / tc.grad_accum,
+                                                           out_of_time, env, device)
         if not math.isfinite(loss_value):
             progress.close()
             raise NonFiniteLoss(
@@ -209,9 +219,9 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
             log.log(state.step, state.epoch, state.elapsed, logged)
 
         # ---- evaluation, best checkpoint, early stopping ----
-        out_of_time = tc.time_limit > 0 and state.elapsed >= tc.time_limit
         last_step = state.step == total_steps or out_of_time
         if state.step % eval_every == 0 or last_step:
+            distributed.sync_buffers(model, env)  # every rank evaluates rank 0's weights
             metrics = {f"val/{k}": v for k, v in evaluate(splits.val).items()}
             if tc.monitor not in metrics:
                 raise E2EError(f"train.monitor='{tc.monitor}' was not produced by evaluation; "
@@ -252,7 +262,8 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
             model.load_state_dict(load_checkpoint(run.best, map_location=device)["model"])
         test = {f"test/{k}": v for k, v in evaluate(splits.test).items()}
         extra = task.report(model, splits.test, cfg, run.path)
-        results = {"task": task.name, "steps": state.step, "epochs": state.epoch,
+        epochs_done = round(state.step * tc.grad_accum / per_epoch, 2)
+        results = {"task": task.name, "steps": state.step, "epochs": epochs_done,
                    "train_seconds": round(train_seconds, 2), "parameters": n_params,
                    "best_step": state.best_step, f"best_{tc.monitor}": state.best,
                    "stopped": state.stopped, **test}

@@ -6,7 +6,10 @@ import importlib
 
 from e2e.errors import E2EError
 
-TASKS = {"vision": "e2e.tasks.vision:VisionTask"}
+TASKS = {"vision": "e2e.tasks.vision:VisionTask",
+         "speech": "e2e.tasks.speech:SpeechTask",
+         "text": "e2e.tasks.text:TextTask",
+         "driving": "e2e.tasks.driving:DrivingTask"}
 
 
 def get_task(name: str):

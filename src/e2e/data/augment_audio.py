@@ -1,0 +1,132 @@
+"""Waveform augmentation on batched tensors, on the fly, for closing the synthetic-to-real gap.
+
+All functions take a padded batch `x` (N x T float, 16 kHz) with `lengths` (N,) and return
+the same. Each example draws its own parameters. What each one imitates:
+  gain       microphones and levels differ
+  noise      rooms and lines are never silent (white or pink noise at a random SNR)
+  speed      people talk faster or slower (tempo and pitch move together)
+  pitch      voices sit higher or lower (pitch moves, tempo stays: phase vocoder + resample)
+  telephone  8 kHz lines keep nothing above 4 kHz (the Asterisk prompts are 8 kHz)
+  reverb     rooms echo (an exponentially decaying noise impulse response)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    p_noise: float = 0.5
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    p_speed: float = 0.5
+    speed: tuple[float, float] = (0.85, 1.15)
+    p_pitch: float = 0.3
+    semitones: tuple[float, float] = (-3.0, 3.0)
+    gain_db: tuple[float, float] = (-12.0, 6.0)
+    p_telephone: float = 0.5
+    p_reverb: float = 0.2
+
+
+def _uniform(lo: float, hi: float, n: int, device) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, device=device)
+
+
+def _mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
+    return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def gain(x: torch.Tensor, lengths: torch.Tensor, db: tuple[float, float]) -> torch.Tensor:
+    g = 10 ** (_uniform(*db, len(x), x.device) / 20)
+    return (x * g[:, None]).clamp(-1, 1)
+
+
+def noise(x: torch.Tensor, lengths: torch.Tensor, snr_db: tuple[float, float], p: float
+          ) -> torch.Tensor:
+    n, t = x.shape
+    mask = _mask(lengths, t)
+    white = torch.randn_like(x)
+    # Pink (1/f) noise: shape white noise's spectrum by 1/sqrt(f).
+    spec = torch.fft.rfft(torch.randn_like(x))
+    f = torch.arange(spec.shape[1], device=x.device).clamp_min(1).float()
+    pink = torch.fft.irfft(spec / f.sqrt(), n=t)
+    pick = (torch.rand(n, 1, device=x.device) < 0.5).float()
+    nz = (pick * white + (1 - pick) * pink) * mask
+    p_sig = (x.pow(2) * mask).sum(1) / lengths.clamp_min(1)
+    p_nz = nz.pow(2).sum(1) / lengths.clamp_min(1)
+    snr = 10 ** (_uniform(*snr_db, n, x.device) / 10)
+    scale = (p_sig / (snr * p_nz.clamp_min(1e-12))).sqrt()
+    apply = (torch.rand(n, device=x.device) < p).float()
+    return x + (apply * scale)[:, None] * nz
+
+
+def _stretch(y: torch.Tensor, rate: float) -> torch.Tensor:
+    """Resample one waveform by `rate` (linear interpolation): rate > 1 = faster and higher."""
+    new = max(1, int(round(len(y) / rate)))
+    return F.interpolate(y.view(1, 1, -1), size=new, mode="linear", align_corners=False).view(-1)
+
+
+def _time_stretch(y: torch.Tensor, rate: float, n_fft: int = 512, hop: int = 128) -> torch.Tensor:
+    """Phase vocoder: tempo x `rate`, pitch unchanged."""
+    window = torch.hann_window(n_fft, device=y.device)
+    spec = torch.stft(y, n_fft, hop, window=window, return_complex=True)
+    steps = torch.arange(0, spec.shape[1] - 1, rate, device=y.device)
+    i = steps.floor().long()
+    frac = (steps - i)[None, :]
+    mag = (1 - frac) * spec[:, i].abs() + frac * spec[:, i + 1].abs()
+    dphi = spec[:, i + 1].angle() - spec[:, i].angle()
+    expected = 2 * torch.pi * hop * torch.arange(spec.shape[0], device=y.device) / n_fft
+    dphi = dphi - expected[:, None]
+    dphi = dphi - 2 * torch.pi * torch.round(dphi / (2 * torch.pi)) + expected[:, None]
+    phase = torch.cumsum(torch.cat([spec[:, :1].angle(), dphi[:, :-1]], 1), 1)
+    return torch.istft(torch.polar(mag, phase), n_fft, hop, window=window)
+
+
+def pitch_shift(y: torch.Tensor, semitones: float) -> torch.Tensor:
+    r = 2 ** (semitones / 12)
+    return _stretch(_time_stretch(y, 1 / r), r)
+
+
+def telephone(x: torch.Tensor) -> torch.Tensor:
+    """Keep only 0-4 kHz (rectangular cut in the spectrum, as an 8 kHz line would)."""
+    spec = torch.fft.rfft(x)
+    spec[:, spec.shape[1] // 2:] = 0
+    return torch.fft.irfft(spec, n=x.shape[1])
+
+
+def reverb(y: torch.Tensor, sample_rate: int = 16_000) -> torch.Tensor:
+    rt60 = float(_uniform(0.15, 0.6, 1, y.device))
+    t = torch.arange(int(rt60 * sample_rate), device=y.device) / sample_rate
+    ir = torch.randn_like(t) * torch.exp(-6.9 * t / rt60)
+    ir[0] = 1.0
+    ir = ir / ir.norm()
+    n = len(y) + len(ir) - 1
+    out = torch.fft.irfft(torch.fft.rfft(y, n) * torch.fft.rfft(ir, n), n)[:len(y)]
+    return out * (y.abs().max() / out.abs().max().clamp_min(1e-6))
+
+
+def augment(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig,
+            sample_rate: int = 16_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """All augmentations, each example with its own draw; returns (x, lengths) re-padded."""
+    x = x.float()
+    items = []
+    for i in range(len(x)):
+        y = x[i, :int(lengths[i])]
+        if torch.rand(()) < cfg.p_speed:
+            y = _stretch(y, float(_uniform(*cfg.speed, 1, y.device)))
+        if torch.rand(()) < cfg.p_pitch and len(y) > 1024:
+            y = pitch_shift(y, float(_uniform(*cfg.semitones, 1, y.device)))
+        if torch.rand(()) < cfg.p_reverb:
+            y = reverb(y, sample_rate)
+        items.append(y)
+    lengths = torch.tensor([len(y) for y in items], device=x.device)
+    x = torch.nn.utils.rnn.pad_sequence(items, batch_first=True)
+    phone = torch.rand(len(x), device=x.device) < cfg.p_telephone
+    if phone.any():
+        x[phone] = telephone(x[phone])
+    x = noise(x, lengths, cfg.snr_db, cfg.p_noise)
+    x = gain(x, lengths, cfg.gain_db) * _mask(lengths, x.shape[1])
+    return x, lengths

@@ -1,0 +1,201 @@
+"""A synthetic speech corpus rendered with espeak-ng: many voices, split by voice.
+
+Each utterance is one of three kinds of text: a digit string ("four oh seven two"), spelled
+letters ("k x b", rendered as "K. X. B." so espeak says the letter names) or a short English
+sentence from a small grammar. Voices are (accent, variant) pairs, with random pitch and
+speed per utterance. The variants are split three ways - training, validation, test - so a
+test voice is never heard in training. Output, resampled to 16 kHz:
+
+    OUT/wav/<split>/<index>-<hash>.wav
+    OUT/train.tsv  OUT/val.tsv  OUT/test_digits.tsv  OUT/test_letters.tsv  OUT/test_sentences.tsv
+
+Utterances are a pure function of the arguments and each file name carries a hash of what
+it holds, so a second run with the same arguments renders nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+import shutil
+import subprocess
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+from e2e.data.audio import SAMPLE_RATE, Utterance, resample, write_manifest, write_wav
+from e2e.errors import DatasetMissing, E2EError
+
+INSTALL = "sudo apt-get update && sudo apt-get install -y espeak-ng"
+ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
+           "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
+KINDS = ("digits", "letters", "sentences")
+DIGITS = "zero one two three four five six seven eight nine".split()
+NUMBERS = ("ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen "
+           "twenty thirty forty fifty sixty seventy eighty ninety hundred oh").split()
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+# A small grammar for short sentences: enough words that the model has to learn to spell.
+_W = {
+    "det": "the a this that my your our their every one".split(),
+    "adj": ("big small old new red green blue black white happy sad quiet loud quick slow "
+            "warm cold bright dark young long short heavy light empty full kind strange "
+            "busy clean soft hard early late").split(),
+    "noun": ("man woman child dog cat bird house car train boat book letter phone table "
+             "chair window door garden river city road doctor teacher farmer king queen "
+             "friend mother father student driver apple bottle picture song story box "
+             "ticket market school office computer horse family message bridge island "
+             "kitchen ship flower key street village party").split(),
+    "verb_t": ("sees finds takes opens closes likes wants needs makes reads writes holds "
+               "moves brings buys sells paints cleans carries watches follows keeps calls "
+               "visits answers").split(),
+    "verb_i": ("sleeps waits runs walks sings laughs works falls stops smiles listens "
+               "arrives leaves speaks").split(),
+    "adv": ("today now again slowly quickly soon later here there outside tonight "
+            "together").split(),
+    "prep": "in on near under behind with from into over beside".split(),
+    "name": ("john mary peter anna david laura michael sarah james emma robert linda paul "
+             "susan tom alice").split(),
+}
+
+
+def sentence(rng: random.Random) -> str:
+    w = lambda k: rng.choice(_W[k])  # noqa: E731
+
+    def np_() -> str:
+        if rng.random() < 0.2:
+            return w("name")
+        return " ".join([w("det")] + ([w("adj")] if rng.random() < 0.5 else []) + [w("noun")])
+    form = rng.randrange(5)
+    if form == 0:
+        s = f"{np_()} {w('verb_t')} {np_()}"
+    elif form == 1:
+        s = f"{np_()} {w('verb_i')} {w('adv')}"
+    elif form == 2:
+        s = f"{np_()} {w('verb_i')} {w('prep')} {np_()}"
+    elif form == 3:
+        s = f"{np_()} {w('verb_t')} {np_()} {w('prep')} {np_()}"
+    else:
+        s = f"{np_()} is {w('adj')} {w('adv')}"
+    return s
+
+
+def sentence_words() -> list[str]:
+    """Every word the sentence grammar can produce (a word list for constrained decoding)."""
+    return sorted({x for ws in _W.values() for x in ws} | {"is"})
+
+
+def make_text(kind: str, rng: random.Random) -> tuple[str, str]:
+    """(what espeak reads, the transcript)."""
+    if kind == "digits":
+        words = [rng.choice(NUMBERS) if rng.random() < 0.15 else rng.choice(DIGITS)
+                 for _ in range(rng.randint(1, 6))]
+        return " ".join(words), " ".join(words)
+    if kind == "letters":
+        letters = [rng.choice(LETTERS) for _ in range(rng.randint(1, 5))]
+        return " ".join(c.upper() + "." for c in letters), " ".join(letters)
+    s = sentence(rng)
+    return s, s
+
+
+def parse_kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    if not kinds or set(kinds) - set(KINDS):
+        raise E2EError(f"kinds of text are a comma-separated subset of {', '.join(KINDS)}, "
+                       f"got '{text}'")
+    return kinds
+
+
+@dataclass(frozen=True)
+class Job:
+    path: Path
+    voice: str
+    pitch: int
+    speed: int
+    spoken: str
+
+
+def require_espeak() -> str:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise DatasetMissing("espeak-ng (the speech synthesizer that renders the corpus)", INSTALL)
+    return exe
+
+
+def variants() -> list[str]:
+    """espeak-ng's voice variants (f1, m3, klatt, ...), sorted."""
+    out = subprocess.run([require_espeak(), "--voices=variant"], capture_output=True, text=True)
+    names = [line.split()[4] for line in out.stdout.splitlines()[1:] if len(line.split()) > 4]
+    return sorted(set(n.removeprefix("!v/") for n in names))
+
+
+def voice_split(names: list[str], n_val: int = 6, n_test: int = 12, seed: int = 0
+                ) -> dict[str, list[str]]:
+    """Variants per split: disjoint, a fixed shuffle of the sorted names."""
+    names = sorted(names)
+    random.Random(seed).shuffle(names)
+    return {"test": names[:n_test], "val": names[n_test:n_test + n_val],
+            "train": names[n_test + n_val:]}
+
+
+def plan(out: Path, n: int, n_val: int, n_test: int, seed: int,
+         kinds: tuple[str, ...] = KINDS) -> dict[str, list[tuple[Job, str]]]:
+    """Every utterance to render: manifest name -> [(job, transcript)]."""
+    split = voice_split(variants(), seed=seed)
+    manifests: dict[str, list[tuple[Job, str]]] = {}
+    for name, count, pool, ks in [("train", n, "train", kinds), ("val", n_val, "val", kinds),
+                                  *[(f"test_{k}", n_test, "test", (k,)) for k in kinds]]:
+        rng = random.Random(f"{seed}-{name}")
+        jobs = []
+        for i in range(count):
+            spoken, text = make_text(rng.choice(ks), rng)
+            voice = f"{rng.choice(ACCENTS)}+{rng.choice(split[pool])}"
+            pitch, speed = rng.randint(25, 75), rng.randint(130, 210)
+            key = hashlib.sha1(f"{voice}|{pitch}|{speed}|{spoken}".encode()).hexdigest()[:10]
+            path = out / "wav" / name / f"{i:06d}-{key}.wav"
+            jobs.append((Job(path, voice, pitch, speed, spoken), text))
+        manifests[name] = jobs
+    return manifests
+
+
+def render(job: Job) -> bool:
+    """Render one utterance (unless its file exists); True if it rendered."""
+    import soundfile as sf
+
+    if job.path.exists():
+        return False
+    cmd = [require_espeak(), "-v", job.voice, "-p", str(job.pitch), "-s", str(job.speed),
+           "--stdout", job.spoken]
+    proc = subprocess.run(cmd, capture_output=True)
+    if proc.returncode != 0 or len(proc.stdout) < 100:
+        raise E2EError(f"espeak-ng failed on {job}: {proc.stderr.decode(errors='replace')}")
+    x, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32")
+    tmp = job.path.with_suffix(".tmp.wav")
+    write_wav(tmp, resample(x, rate, SAMPLE_RATE))
+    os.replace(tmp, job.path)  # atomic: an interrupted run never leaves a half file
+    return True
+
+
+def build_corpus(out: str | Path, n: int, n_val: int = 300, n_test: int = 200, seed: int = 0,
+                 workers: int = 0, kinds: tuple[str, ...] = KINDS, quiet: bool = False
+                 ) -> dict[str, int]:
+    """Render the corpus into `out`; returns utterances per manifest (and how many were new)."""
+    require_espeak()
+    out = Path(out)
+    manifests = plan(out, n, n_val, n_test, seed, kinds)
+    jobs = [job for items in manifests.values() for job, _ in items]
+    for name in manifests:
+        (out / "wav" / name).mkdir(parents=True, exist_ok=True)
+    workers = workers or os.cpu_count() or 1
+    with Pool(workers) as pool:
+        rendered = sum(pool.imap_unordered(render, jobs, chunksize=16))
+    for name, items in manifests.items():
+        write_manifest(out / f"{name}.tsv", [Utterance(j.path, t) for j, t in items])
+    counts = {name: len(items) for name, items in manifests.items()}
+    if not quiet:
+        print(f"speech-synth: {sum(counts.values())} utterances in {out} ({rendered} rendered "
+              f"now, {len(jobs) - rendered} reused); " +
+              ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return {**counts, "rendered": rendered}

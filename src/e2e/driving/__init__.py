@@ -1,0 +1,1 @@
+"""Driving in CarRacing: the simulator, the privileged expert, closed-loop rollouts, DAgger."""

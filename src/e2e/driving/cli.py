@@ -1,0 +1,119 @@
+"""The driving commands of the `e2e` CLI: `e2e drive`, `e2e data driving`, `e2e train --dagger`.
+
+Kept here so that src/e2e/cli.py only registers them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from e2e.errors import E2EError
+
+
+def add_parsers(sub, data_sub) -> None:
+    p = sub.add_parser("drive", help="let a trained driving run (or the expert) drive unseen "
+                                     "tracks in closed loop and score it")
+    p.add_argument("run", help="a driving run directory, or 'expert'")
+    p.add_argument("--seeds", default="1000-1019", help="track seeds, e.g. 1000-1019 or 3,7")
+    p.add_argument("--episodes", type=int, help="drive the first K of the seeds (default all)")
+    p.add_argument("--max-steps", type=int, default=1000, help="simulator steps per episode")
+    p.add_argument("--workers", type=int, default=2, help="episodes driven in parallel")
+    p.add_argument("--video", metavar="GIF", help="save the first drive, controls drawn on it")
+    p.add_argument("--checkpoint", default="best", help="best | last | a checkpoint file")
+    p.add_argument("--json", action="store_true", help="print per-track results as JSON")
+
+    p = data_sub.add_parser("driving", help="record the expert driving CarRacing tracks "
+                                            "(frames + actions, compressed)")
+    p.add_argument("--out", required=True, help="folder for episode-SEED.npz + metadata.json")
+    p.add_argument("--seeds", default="0-19", help="training track seeds, e.g. 0-19")
+    p.add_argument("--episodes", type=int, help="record the first N of the seeds (default all)")
+    p.add_argument("--max-steps", type=int, default=1000)
+    p.add_argument("--workers", type=int, default=2, help="episodes recorded in parallel")
+
+
+def _seeds(text: str, episodes: int | None) -> list[int]:
+    from e2e.driving.sim import parse_seeds
+
+    seeds = parse_seeds(text)
+    if episodes is not None:
+        if not 1 <= episodes <= len(seeds):
+            raise E2EError(f"--episodes {episodes} needs between 1 and {len(seeds)} seeds "
+                           f"(--seeds {text} names {len(seeds)} tracks)")
+        seeds = seeds[:episodes]
+    return seeds
+
+
+def cmd_drive(args) -> int:
+    import time
+
+    from e2e.driving.closed_loop import ExpertPolicy, drive, save_gif, summarize
+    from e2e.driving.sim import make_env
+
+    seeds = _seeds(args.seeds, args.episodes)
+    if args.run == "expert":
+        make_env().close()  # a missing simulator is reported before any worker starts
+        policy = ExpertPolicy()
+    else:
+        from e2e.api import Predictor
+        from e2e.driving.closed_loop import NetPolicy
+
+        p = Predictor(args.run, checkpoint=args.checkpoint)
+        if p.cfg.task != "driving":
+            raise E2EError(f"{args.run} is a '{p.cfg.task}' run; `e2e drive` needs a driving run")
+        policy = NetPolicy(p.model, p.info, name=str(args.run))
+        env = make_env()
+        obs, _ = env.reset(seed=seeds[0])
+        env.close()
+        policy.check_frame(obs)
+    t0 = time.time()
+
+    def show(e):
+        print(f"track {e.seed}: score {e.score:7.1f}  tiles {e.tiles}/{e.track_tiles}  "
+              f"lap {'yes' if e.lap else 'no '}  off-track {e.offtrack_steps} steps  "
+              f"({time.time() - t0:.0f}s)", flush=True)
+    episodes, video = drive(policy, seeds, args.max_steps, args.workers,
+                            video=bool(args.video), progress=None if args.json else show)
+    s = summarize(episodes)
+    if args.json:
+        from dataclasses import asdict
+        print(json.dumps({"summary": s, "episodes": [asdict(e) for e in episodes]}, indent=1))
+    else:
+        print(f"{policy.name} on {len(seeds)} tracks: mean score {s['score']:.1f}, min "
+              f"{s['score_min']:.1f}, tiles {100 * s['tiles']:.1f}%, laps completed "
+              f"{100 * s['laps']:.0f}%, off-track {100 * s['offtrack']:.1f}% of steps")
+    if args.video:
+        save_gif(video, Path(args.video))
+        print(f"video: {args.video} (track {seeds[0]})")
+    return 0
+
+
+def cmd_data_driving(args) -> int:
+    from e2e.driving.record import record
+    from e2e.driving.sim import make_env
+
+    seeds = _seeds(args.seeds, args.episodes)
+    make_env().close()
+    episodes = record(args.out, seeds, args.workers, args.max_steps)
+    frames = sum(e.steps for e in episodes) - 50 * len(episodes)
+    print(f"recorded {len(episodes)} episodes, {frames} frames, mean expert score "
+          f"{sum(e.score for e in episodes) / len(episodes):.1f} -> {args.out}")
+    return 0
+
+
+def train_dagger(args, overrides: list[str], out: str) -> dict:
+    """`e2e train driving --dagger N`: behavior cloning, then N DAgger rounds."""
+    from e2e.config import load_config
+    from e2e.tasks import get_task
+
+    cfg = load_config(args.config, args.task,
+                      ([f"data.source={args.data}"] if args.data else []) + overrides)
+    task = get_task(cfg.task)
+    if not hasattr(task, "dagger"):
+        raise E2EError(f"--dagger needs a task with an expert to ask (driving); "
+                       f"'{cfg.task}' has none")
+    summary = task.dagger(cfg, out, args.dagger, quiet=args.quiet)
+    for row in summary["rounds"]:
+        print(f"round {row['round']}: test/score {row.get('test/score', float('nan')):.1f} "
+              f"min {row.get('test/score_min', float('nan')):.1f}  ({row['run']})")
+    return summary["rounds"][-1]

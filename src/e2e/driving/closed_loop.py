@@ -1,0 +1,194 @@
+"""Closed-loop driving: a policy drives whole episodes and is scored by the simulator.
+
+Offline loss on recorded frames does not tell whether a network can drive (its own small
+errors take it to states the expert never showed it), so every driving number in e2e
+comes from here. Episodes run in parallel worker processes (forked, one torch thread
+each: the simulator, not the network, is the cost). The same loop records the states a
+policy visits, labelled by the expert, which is all DAgger needs.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from e2e.data.driving_records import episode_path, write_episode
+from e2e.driving.expert import Expert
+from e2e.driving.sim import MAX_STEPS, WARMUP, Episode, make_env, off_track, step_env
+from e2e.errors import E2EError
+
+STALL_STEPS = 150  # end an episode after this many steps without a new tile (car lost)
+# A regression head never outputs exactly 0, and in CarRacing even brake 0.02 held every step
+# slows the wheels; the expert brakes 0.1 or more when it brakes at all.
+BRAKE_DEADZONE = 0.05
+
+
+class ExpertPolicy:
+    """The privileged expert as a policy (it reads the simulator, not the frame)."""
+
+    name = "expert"
+
+    def act(self, obs: np.ndarray, expert_action: np.ndarray) -> np.ndarray:
+        return expert_action
+
+
+class NetPolicy:
+    """A trained network as a policy: raw frame in, (steer, gas, brake) out."""
+
+    def __init__(self, model: torch.nn.Module, info: dict, name: str = "network"):
+        self.model, self.info, self.name = model.eval(), info, name
+
+    def check_frame(self, obs: np.ndarray) -> None:
+        want = tuple(self.info["frame_shape"])
+        if tuple(obs.shape) != want:
+            raise E2EError(f"this model was trained on {want} frames but the simulator gives "
+                           f"{tuple(obs.shape)} frames; retrain it on recordings of this "
+                           "simulator (`e2e data driving`)")
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, expert_action: np.ndarray | None = None) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(obs)).permute(2, 0, 1).unsqueeze(0)
+        with torch.autocast("cpu", enabled=False):
+            action = self.model(x)[0].float().numpy()
+        if action[2] < BRAKE_DEADZONE:
+            action[2] = 0.0
+        return action
+
+
+def run_episode(policy, seed: int, max_steps: int = MAX_STEPS, record: Path | None = None,
+                video: bool = False) -> tuple[Episode, list[np.ndarray]]:
+    """Drive one track; optionally record (frame, expert action) pairs and video frames."""
+    env = make_env()
+    obs, _ = env.reset(seed=seed)
+    if isinstance(policy, NetPolicy):
+        policy.check_frame(obs)
+    expert = Expert(env)
+    frames, labels, shown = [], [], []
+    score, offtrack, last_tile, tiles, lap = 0.0, 0, 0, 0, False
+    t = 0
+    for t in range(max_steps):
+        if t < WARMUP:  # the camera zooms in; every policy waits
+            action = np.zeros(3, dtype=np.float32)
+        else:
+            label = expert.act(env)
+            action = policy.act(obs, label)
+            if record is not None:
+                frames.append(obs)
+                labels.append(label)
+            if video:
+                shown.append(draw_controls(obs, action))
+        obs, reward, done, info = step_env(env, action)
+        score += reward
+        offtrack += t >= WARMUP and off_track(env)
+        if env.unwrapped.tile_visited_count > tiles:
+            tiles, last_tile = env.unwrapped.tile_visited_count, t
+        if done:
+            lap = bool(info.get("lap_finished", False))
+            break
+        if t - max(last_tile, WARMUP) >= STALL_STEPS:
+            # lost: no new tile can come without the car finding the road again; count the
+            # remaining steps at the simulator's -0.1 each rather than simulate them
+            score -= 0.1 * (max_steps - t - 1)
+            break
+    ep = Episode(seed=seed, score=round(score, 2), tiles=tiles,
+                 track_tiles=len(env.unwrapped.track), lap=lap, steps=t + 1,
+                 offtrack_steps=int(offtrack))
+    env.close()
+    if record is not None and frames:
+        write_episode(record, np.stack(frames), np.stack(labels), **asdict(ep),
+                      policy=policy.name)
+    return ep, shown
+
+
+# The policy reaches forked workers through this global, not through pickling.
+_POLICY = None
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+    # at batch 1, plain im2col convolutions beat oneDNN's (its per-call setup dominates)
+    torch.backends.mkldnn.enabled = False
+
+
+def _worker(job: tuple) -> tuple[Episode, list[np.ndarray]]:
+    seed, max_steps, record, video = job
+    return run_episode(_POLICY, seed, max_steps, record, video)
+
+
+def drive(policy, seeds: list[int], max_steps: int = MAX_STEPS, workers: int = 2,
+          record_dir: Path | None = None, record_tag: str = "episode", video: bool = False,
+          progress: Callable[[Episode], None] | None = None
+          ) -> tuple[list[Episode], list[np.ndarray]]:
+    """Drive every seed's track; returns the episodes (in seed order) and the first one's video."""
+    global _POLICY
+    jobs = [(s, max_steps, episode_path(record_dir, s, record_tag) if record_dir else None,
+             video and i == 0) for i, s in enumerate(seeds)]
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1:
+        results = []
+        for job in jobs:
+            results.append(run_episode(policy, *job))
+            if progress:
+                progress(results[-1][0])
+    else:
+        _POLICY = policy
+        try:
+            with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+                results = []
+                for r in pool.imap(_worker, jobs):
+                    results.append(r)
+                    if progress:
+                        progress(r[0])
+        finally:
+            _POLICY = None
+    return [r[0] for r in results], results[0][1] if results else []
+
+
+def summarize(episodes: list[Episode]) -> dict[str, float]:
+    scores = np.array([e.score for e in episodes])
+    return {"score": float(scores.mean()), "score_min": float(scores.min()),
+            "tiles": float(np.mean([e.tiles_fraction for e in episodes])),
+            "laps": float(np.mean([e.lap for e in episodes])),
+            "offtrack": float(np.mean([e.offtrack_steps / max(e.steps - WARMUP, 1)
+                                       for e in episodes]))}
+
+
+def draw_controls(frame: np.ndarray, action: np.ndarray, scale: int = 3) -> np.ndarray:
+    """The frame, enlarged, with the steering, gas and brake the policy chose drawn below it."""
+    from PIL import Image, ImageDraw
+
+    h, w, _ = frame.shape
+    img = Image.new("RGB", (w * scale, h * scale + 36), (20, 20, 20))
+    img.paste(Image.fromarray(frame).resize((w * scale, h * scale), Image.NEAREST))
+    d = ImageDraw.Draw(img)
+    y, mid = h * scale + 4, w * scale // 2
+    steer, gas, brake = (float(v) for v in action)
+    d.rectangle([mid, y, mid + int(steer * (mid - 4)), y + 8], fill=(80, 160, 255))
+    d.line([mid, y - 2, mid, y + 10], fill=(255, 255, 255))
+    d.rectangle([4, y + 14, 4 + int(gas * (mid - 8)), y + 22], fill=(60, 200, 60))
+    d.rectangle([mid + 4, y + 14, mid + 4 + int(brake * (mid - 8)), y + 22], fill=(220, 60, 60))
+    d.text((4, y + 23), f"steer {steer:+.2f}  gas {gas:.2f}  brake {brake:.2f}",
+           fill=(230, 230, 230))
+    return np.asarray(img)
+
+
+def save_gif(frames: list[np.ndarray], path: Path, every: int = 2) -> None:
+    from PIL import Image
+
+    if not frames:
+        raise E2EError("no frames to save: the episode ended during the zoom-in")
+    images = [Image.fromarray(f) for f in frames[::every]]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=40 * every, loop=0)
+
+
+def timed_drive(policy, seeds, **kwargs) -> tuple[list[Episode], list[np.ndarray], float]:
+    t0 = time.time()
+    episodes, video = drive(policy, seeds, **kwargs)
+    return episodes, video, time.time() - t0

@@ -1,0 +1,90 @@
+"""DAgger (Ross, Gordon & Bagnell, 2011): behavior cloning's answer to covariate shift.
+
+A network trained on the expert's states drifts, at test time, into states the expert
+never visited, and has no idea how to recover. DAgger lets the network drive, has the
+expert label every state the network visits, adds those frames to the training data and
+retrains. Round 0 is plain behavior cloning; each round trains through the one engine
+(`e2e.api.train`) on the aggregated recordings, and reports its closed-loop score.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from e2e.config import Config
+from e2e.driving.closed_loop import NetPolicy, drive, summarize
+from e2e.driving.sim import WARMUP, parse_seeds
+from e2e.errors import E2EError
+
+
+def load_policy(run: str | Path, device: str = "cpu") -> NetPolicy:
+    from e2e.api import Predictor
+
+    p = Predictor(run, device=device)
+    if p.cfg.task != "driving":
+        raise E2EError(f"{run} is a '{p.cfg.task}' run, not a driving run")
+    return NetPolicy(p.model, p.info, name=f"network {run}")
+
+
+def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
+               budget_s: float = 0.0, on_round: Callable[[dict], None] | None = None) -> dict:
+    """Round 0 = behavior cloning; rounds 1..N = roll out, label with the expert, retrain.
+
+    With `budget_s`, no new round starts once that many seconds have passed; `on_round`
+    gets each round's results as soon as the round ends.
+    """
+    import time
+
+    from e2e import api
+
+    if rounds < 1:
+        raise E2EError(f"--dagger needs at least 1 round, got {rounds}")
+    out = Path(out)
+    d = cfg.data
+    seeds = parse_seeds(d.dagger_seeds)
+    if len(seeds) < rounds * d.dagger_episodes:
+        raise E2EError(f"data.dagger_seeds={d.dagger_seeds} has {len(seeds)} tracks; "
+                       f"{rounds} rounds x data.dagger_episodes={d.dagger_episodes} need "
+                       f"{rounds * d.dagger_episodes}")
+    history, stopped, started = [], "", time.time()
+    cfg = copy.deepcopy(cfg)
+    for r in range(rounds + 1):
+        run, added = out / f"round-{r}", 0
+        if budget_s and r > 0 and time.time() - started > budget_s:
+            stopped = f"stopped before round {r}: the {budget_s:.0f}s budget was spent"
+            if not quiet:
+                print(stopped)
+            break
+        if r > 0:
+            # the previous round's network drives; the expert labels what it sees
+            policy = load_policy(out / f"round-{r - 1}")
+            visited = out / "visited" / f"round-{r}"
+            round_seeds = seeds[(r - 1) * d.dagger_episodes: r * d.dagger_episodes]
+            episodes, _ = drive(policy, round_seeds, d.max_steps, d.workers, record_dir=visited)
+            rollout = summarize(episodes)
+            added = sum(e.steps - WARMUP for e in episodes)
+            if not quiet:
+                print(f"dagger round {r}: the network drove tracks {round_seeds[0]}-"
+                      f"{round_seeds[-1]} (score {rollout['score']:.1f}); "
+                      f"{added} frames labelled by the expert")
+            cfg.data.more = [*cfg.data.more, str(visited)]
+            # fine-tune the previous network on all the data rather than start again
+            cfg.model.init, cfg.train.epochs = str(out / f"round-{r - 1}"), d.dagger_epochs
+        results = api.train(config=copy.deepcopy(cfg), out=run, quiet=quiet)
+        row = {"round": r, "run": str(run), "added_frames": added,
+               **{k: v for k, v in results.items() if k.count("/") == 1},
+               "best_val_score": results.get(f"best_{cfg.train.monitor}")}
+        history.append(row)
+        if on_round:
+            on_round(row)
+        if not quiet:
+            print(f"dagger round {r}: test/score {row.get('test/score', float('nan')):.1f} "
+                  f"(min {row.get('test/score_min', float('nan')):.1f}) on tracks "
+                  f"{d.test_seeds}")
+    summary = {"rounds": history, "test_seeds": d.test_seeds, "stopped": stopped,
+               "final_run": history[-1]["run"]}
+    (out / "dagger.json").write_text(json.dumps(summary, indent=1))
+    return summary

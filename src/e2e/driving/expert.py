@@ -1,0 +1,97 @@
+"""The privileged expert: drives from the simulator's state, never from pixels.
+
+Pure pursuit on the track centerline steers toward a point a speed-dependent distance
+ahead; a curvature-aware speed profile brakes before bends, sized by how much the track
+turns over the stretch the car covers while braking. It labels the frames that the
+network learns from, including (for DAgger) states the network itself drove into.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_WHEEL_ANGLE = 0.4  # rad: the front-wheel joint limit in CarRacing's car model
+WHEELBASE = 3.24  # (80 + 82) * 0.02 m between axles
+
+
+@dataclass
+class ExpertConfig:
+    lookahead: float = 6.0  # m, at standstill
+    lookahead_per_speed: float = 0.25  # extra metres per m/s
+    v_max: float = 100.0  # m/s: above the car's top speed, so straights are flat out
+    v_min: float = 45.0  # m/s: never plan slower than this
+    lateral: float = 75.0  # m/s^2 of cornering held: a bend of curvature k allows sqrt(a/k)
+    decel: float = 50.0  # m/s^2 of braking assumed when planning ahead
+    preview: float = 60.0  # m of track ahead searched for bends
+    smooth: int = 3  # curvature is averaged over this many segments either side
+    brake_gain: float = 0.05  # brake per m/s over the planned speed
+    steer_gain: float = 1.0
+
+
+class Expert:
+    """`expert.act(env) -> np.array([steer, gas, brake])` for the live CarRacing state."""
+
+    def __init__(self, env, cfg: ExpertConfig | None = None):
+        self.cfg = cfg or ExpertConfig()
+        track = np.asarray(env.unwrapped.track, dtype=np.float64)
+        self.xy = track[:, 2:4]
+        self.n = len(self.xy)
+        step = np.linalg.norm(np.roll(self.xy, -1, 0) - self.xy, axis=1)
+        self.spacing = float(step.mean())
+        heading = np.arctan2(np.diff(self.xy[:, 1], append=self.xy[0, 1]),
+                             np.diff(self.xy[:, 0], append=self.xy[0, 0]))
+        # curvature (heading change per metre), wrapped and smoothed over a few segments
+        turn = np.angle(np.exp(1j * (np.roll(heading, -1) - heading)))
+        k = self.cfg.smooth
+        kernel = np.ones(2 * k + 1) / (2 * k + 1)
+        curv = np.abs(np.convolve(np.concatenate([turn[-k:], turn, turn[:k]]), kernel, "valid"))
+        self.curvature = curv / self.spacing
+        self.index = 0
+
+    def nearest(self, pos: np.ndarray) -> int:
+        # search a window around the last index so crossing parts of the track can't confuse it
+        window = (self.index + np.arange(-10, 40)) % self.n
+        d = np.linalg.norm(self.xy[window] - pos, axis=1)
+        if d.min() > 15.0:  # far off the road (a policy under test got lost): search it all
+            window = np.arange(self.n)
+            d = np.linalg.norm(self.xy - pos, axis=1)
+        self.index = int(window[int(d.argmin())])
+        return self.index
+
+    def act(self, env) -> np.ndarray:
+        c = self.cfg
+        car = env.unwrapped.car.hull
+        pos = np.array(car.position, dtype=np.float64)
+        angle = float(car.angle)
+        vel = np.array(car.linearVelocity, dtype=np.float64)
+        speed = float(np.linalg.norm(vel))
+        i = self.nearest(pos)
+
+        # ---- steering: pure pursuit toward the centerline point `ld` metres ahead ----
+        ld = c.lookahead + c.lookahead_per_speed * speed
+        target = self.xy[(i + max(1, round(ld / self.spacing))) % self.n]
+        dx, dy = target - pos
+        # car frame: +y forward (the hull's local y axis), +x to the right
+        fwd = np.array([-math.sin(angle), math.cos(angle)])
+        right = np.array([math.cos(angle), math.sin(angle)])
+        ahead, side = dx * fwd[0] + dy * fwd[1], dx * right[0] + dy * right[1]
+        alpha = math.atan2(side, max(ahead, 1e-3))  # > 0: target to the right
+        wheel = math.atan(2 * WHEELBASE * math.sin(alpha) / max(ld, 1e-3))
+        steer = float(np.clip(c.steer_gain * wheel / MAX_WHEEL_ANGLE, -1, 1))
+
+        # ---- speed: the fastest speed from which every bend ahead can still be braked for ----
+        n_ahead = max(3, round(c.preview / self.spacing))
+        dist = np.arange(n_ahead) * self.spacing
+        k = self.curvature[(i + np.arange(n_ahead)) % self.n]
+        v_bend = np.clip(np.sqrt(c.lateral / np.maximum(k, 1e-6)), c.v_min, c.v_max)
+        v_target = float(np.sqrt(v_bend ** 2 + 2 * c.decel * dist).min())
+        if speed < v_target:
+            gas, brake = 1.0, 0.0
+        elif speed > v_target + 3:
+            gas, brake = 0.0, float(np.clip(c.brake_gain * (speed - v_target), 0.1, 0.8))
+        else:
+            gas, brake = 0.0, 0.0
+        return np.array([steer, gas, brake], dtype=np.float32)

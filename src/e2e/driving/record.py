@@ -1,0 +1,33 @@
+"""`e2e data driving`: the expert drives training tracks and its frames and actions are saved."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from e2e.data.driving_records import FRAME_SHAPE, write_metadata
+from e2e.driving.closed_loop import ExpertPolicy, drive
+from e2e.driving.expert import ExpertConfig
+from e2e.driving.sim import HUD_ROWS, MAX_STEPS, WARMUP
+
+
+def record(out: str | Path, seeds: list[int], workers: int = 2, max_steps: int = MAX_STEPS,
+           quiet: bool = False) -> list:
+    """One expert episode per seed, written to OUT/episode-SEED.npz; returns the episodes."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+
+    def show(ep):
+        if not quiet:
+            print(f"track {ep.seed}: score {ep.score:.1f}, {ep.steps - WARMUP} frames, "
+                  f"lap {'yes' if ep.lap else 'no'} ({time.time() - t0:.0f}s)", flush=True)
+    episodes, _ = drive(ExpertPolicy(), seeds, max_steps, workers, record_dir=out,
+                        progress=show)
+    write_metadata(out, {"simulator": "gymnasium CarRacing-v3", "driver": "expert",
+                         "expert": asdict(ExpertConfig()), "frame_shape": list(FRAME_SHAPE),
+                         "hud_rows": HUD_ROWS, "warmup_steps_skipped": WARMUP,
+                         "max_steps": max_steps, "actions": ["steer", "gas", "brake"],
+                         "episodes": {str(e.seed): asdict(e) for e in episodes}})
+    return episodes

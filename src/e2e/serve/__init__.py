@@ -1,0 +1,47 @@
+"""`e2e serve RUN... [--port P]`: a demo page per trained run, on 127.0.0.1 by default.
+
+See `app.py` for the routes and for how a task plugs its page in (`demo_input`,
+`demo_answer`, optionally `demo_page(info)` for extra template values such as track seeds).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from pathlib import Path
+
+from e2e.errors import E2EError
+
+__all__ = ["check_port", "serve"]  # the app itself: e2e.serve.app (imported on use)
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail now, with a clear message, if HOST:PORT cannot be bound."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise E2EError(f"port {port} on {host} is already in use; pick another with "
+                               "--port (or stop the program using it)") from None
+            raise E2EError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+
+def serve(runs: list[str | Path], host: str = "127.0.0.1", port: int = 8000,
+          backend: str = "torch", max_upload_mb: float = 2.0) -> None:
+    import uvicorn
+
+    from e2e.serve.app import create_app, load_models
+
+    if not runs:
+        raise E2EError("name at least one run directory to serve")
+    check_port(host, port)
+    models = load_models(runs, backend)
+    app = create_app(models, max_bytes=int(max_upload_mb * 2**20))
+    for name, m in models.items():
+        print(f"{m.task.name:<8} {m.predictor.run.path}  ->  http://{host}:{port}/m/{name}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {host}: anyone who can reach this machine can use it")
+    print(f"serving on http://{host}:{port}/  (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

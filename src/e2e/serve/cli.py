@@ -1,0 +1,46 @@
+"""The deployment subcommands: `e2e export` and `e2e serve` (wired into e2e.cli)."""
+
+from __future__ import annotations
+
+import argparse
+
+BACKENDS = ["torch", "onnx", "torchscript"]
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a run to ONNX / TorchScript, checked against "
+                                      "PyTorch with onnxruntime")
+    p.add_argument("run")
+    p.add_argument("--format", nargs="+", default=["onnx", "torchscript"],
+                   choices=["onnx", "torchscript"], help="default: both")
+    p.add_argument("--out", help="folder for the files (default RUN/export)")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest max-abs difference from PyTorch accepted (default 1e-4)")
+    p.add_argument("--dynamo", action="store_true",
+                   help="use the torch.export-based ONNX exporter (needs onnxscript)")
+
+    p = sub.add_parser("serve", help="a demo web page per run (127.0.0.1 unless --host)")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 exposes the demo to the network")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="run the PyTorch weights or the exported model (after e2e export)")
+    p.add_argument("--max-upload-mb", type=float, default=2.0)
+
+
+def cmd_export(args) -> int:
+    from e2e.export import export_run
+
+    manifest = export_run(args.run, args.format, args.out, args.tolerance, args.dynamo)
+    print(f"exported {len(manifest['graphs'])} graph(s) of the {manifest['task']} model; "
+          f"manifest: {(args.out or args.run.rstrip('/') + '/export')}/manifest.json")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from e2e.serve import serve
+
+    serve(args.runs, host=args.host, port=args.port, backend=args.backend,
+          max_upload_mb=args.max_upload_mb)
+    return 0

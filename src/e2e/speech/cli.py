@@ -1,0 +1,67 @@
+"""Speech subcommands: `e2e transcribe RUN FILE...` and `e2e data speech-synth --out DIR`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_parsers(sub, data_sub) -> None:
+    p = sub.add_parser("transcribe", help="transcribe audio files with a trained speech run")
+    p.add_argument("run")
+    p.add_argument("files", nargs="+", metavar="FILE", help="WAV/FLAC/OGG, any rate, any channels")
+    p.add_argument("--greedy", action="store_true", help="greedy decoding instead of beam search")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip (and count) unreadable files instead of stopping")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (default: torch's choice); 1 is faster on a busy CPU")
+    p.add_argument("--device", default="cpu")
+
+    p = data_sub.add_parser("speech-synth", help="render a synthetic speech corpus with espeak-ng")
+    p.add_argument("--out", required=True, help="corpus folder (WAVs + manifests)")
+    p.add_argument("--n", type=int, default=5000, help="training utterances")
+    p.add_argument("--n-val", type=int, default=300, help="validation utterances (own voices)")
+    p.add_argument("--n-test", type=int, default=200, help="test utterances per kind")
+    p.add_argument("--kinds", default="digits,letters,sentences",
+                   help="comma-separated: digits, letters, sentences")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+
+
+def cmd_transcribe(args) -> int:
+    from e2e import api
+    from e2e.errors import E2EError
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    model = api.load(args.run, device=args.device)
+    results, skipped = [], []
+    for f in args.files:  # one at a time: each answer prints as soon as it is ready
+        try:
+            r = {"file": f, **model.predict([f], beam=not args.greedy)[0]}
+        except E2EError as e:
+            if not args.skip_bad:
+                raise E2EError(f"{e} (use --skip-bad to skip such files)") from None
+            skipped.append(f)
+            print(f"skipped: {e}", file=sys.stderr)
+            continue
+        results.append(r)
+        if not args.json:
+            print(f"{f}: {r['text']}  ({r['seconds']:.2f} s of audio, real-time factor "
+                  f"{r['rtf']:.4f})", flush=True)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_data_speech_synth(args) -> int:
+    from e2e.data.speech_synth import build_corpus, parse_kinds
+
+    build_corpus(args.out, args.n, args.n_val, args.n_test, args.seed, args.workers,
+                 parse_kinds(args.kinds))
+    return 0

@@ -1,0 +1,152 @@
+"""The end-to-end speech model: 16 kHz waveform -> per-frame character logits.
+
+    waveform ──► learned filterbank ──► conv subsampling ──► encoder ──► linear ──► CTC logits
+                 (conv over samples,     (100 -> 50 frames    (conformer
+                  square, smooth, log)    per second)          or BiGRU)
+
+The front end is a convolution over raw samples whose filters start random and are learned
+with everything else; squaring, local averaging and a log give it the dynamic range
+compression that a fixed mel filterbank would otherwise provide, without fixing which
+frequencies it listens to. Everything is masked by the true lengths, so padding never
+leaks into an utterance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class SpeechModel:
+    encoder: str = "conformer"  # conformer | gru
+    filters: int = 80  # learned front-end filters
+    filter_ms: float = 8.0  # length of each learned filter
+    dim: int = 144  # encoder width
+    layers: int = 2  # measured: 2 leave the CTC blank plateau within ~75 steps, 3-4 did not in 150
+    heads: int = 4
+    conv_kernel: int = 15  # conformer depthwise convolution, in 20 ms frames
+    dropout: float = 0.0  # augmentation regularizes; dropout's masks cost CPU time
+    beam_size: int = 8  # test-time CTC prefix beam search (1 = greedy only)
+    lexicon: bool = True  # beam search spells only words seen in the training transcripts
+
+
+def conv_out(lengths: torch.Tensor, conv: nn.Conv1d | nn.AvgPool1d) -> torch.Tensor:
+    """Output lengths of a convolution or pooling layer, as PyTorch computes them."""
+    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    return torch.div(lengths + 2 * p - k, s, rounding_mode="floor") + 1
+
+
+def length_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
+    """N x t, True on real frames."""
+    return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class LearnedFilterbank(nn.Module):
+    """Samples -> log energies of learned band filters at 100 frames/s, mean-normalized.
+
+    The filters start as Hann-windowed cosines at log-spaced centre frequencies (a
+    starting point that spares the first minutes of training rediscovering band-pass
+    filters) and are then trained like every other weight. Their outputs are taken every
+    16th sample: sub-sampling a band-pass signal folds it but keeps its power, and power
+    is all that the squaring and 25 ms averaging after it measure.
+    """
+
+    def __init__(self, filters: int, filter_ms: float, sample_rate: int = 16_000):
+        super().__init__()
+        k = int(sample_rate * filter_ms / 1000)
+        self.conv = nn.Conv1d(1, filters, k, stride=16, padding=k // 2, bias=False)
+        self.pool = nn.AvgPool1d(25, stride=10, padding=7)  # 25 ms windows every 10 ms
+        with torch.no_grad():
+            t = torch.arange(k) / sample_rate
+            centre = torch.logspace(math.log10(80), math.log10(7600), filters)
+            bank = torch.cos(2 * math.pi * centre[:, None] * t) * torch.hann_window(k)
+            self.conv.weight.copy_((bank / bank.norm(dim=1, keepdim=True)).unsqueeze(1))
+        self.scale = nn.Parameter(torch.ones(filters, 1))
+        self.shift = nn.Parameter(torch.zeros(filters, 1))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = length_mask(lengths, x.shape[1])
+        x = x * mask
+        # Loudness normalization by the utterance's RMS: a gain change is not new speech.
+        rms = (x.pow(2).sum(1) / lengths.clamp_min(1)).sqrt().clamp_min(1e-4)
+        x = (x / rms[:, None]).unsqueeze(1)
+        y = self.pool(self.conv(x).pow(2))
+        lengths = conv_out(conv_out(lengths, self.conv), self.pool)
+        y = torch.log(y.float() + 1e-4)
+        m = length_mask(lengths, y.shape[2])[:, None, :]
+        mean = (y * m).sum(2, keepdim=True) / lengths.clamp_min(1)[:, None, None]
+        return ((y - mean) * self.scale + self.shift) * m, lengths
+
+
+class ConformerBlock(nn.Module):
+    """Half feed-forward, self-attention, depthwise convolution, half feed-forward."""
+
+    def __init__(self, dim: int, heads: int, kernel: int, dropout: float):
+        super().__init__()
+        def ff() -> nn.Sequential:
+            return nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 4 * dim), nn.SiLU(),
+                                 nn.Dropout(dropout), nn.Linear(4 * dim, dim),
+                                 nn.Dropout(dropout))
+        self.ff1, self.ff2 = ff(), ff()
+        self.norm_att = nn.LayerNorm(dim)
+        self.att = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm_conv = nn.LayerNorm(dim)
+        self.pw1 = nn.Conv1d(dim, 2 * dim, 1)
+        self.dw = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.norm_dw = nn.LayerNorm(dim)
+        self.pw2 = nn.Conv1d(dim, dim, 1)
+        self.drop = nn.Dropout(dropout)
+        self.norm_out = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + 0.5 * self.ff1(x)
+        h = self.norm_att(x)
+        x = x + self.drop(self.att(h, h, h, key_padding_mask=~mask, need_weights=False)[0])
+        h = (self.norm_conv(x) * mask[..., None]).transpose(1, 2)
+        h = F.glu(self.pw1(h), dim=1)
+        h = self.dw(h * mask[:, None, :]).transpose(1, 2)
+        h = self.pw2(F.silu(self.norm_dw(h)).transpose(1, 2)).transpose(1, 2)
+        x = x + self.drop(h)
+        return self.norm_out(x + 0.5 * self.ff2(x)) * mask[..., None]
+
+
+class SpeechRecognizer(nn.Module):
+    """(waveform N x T, lengths N) -> (logits N x T' x vocab, frame lengths N)."""
+
+    def __init__(self, vocab: int, m: SpeechModel):
+        super().__init__()
+        self.front = LearnedFilterbank(m.filters, m.filter_ms)
+        self.subsample = nn.Conv1d(m.filters, m.dim, 5, stride=2, padding=2)
+        self.encoder_kind = m.encoder
+        if m.encoder == "conformer":
+            self.blocks = nn.ModuleList(ConformerBlock(m.dim, m.heads, m.conv_kernel, m.dropout)
+                                        for _ in range(m.layers))
+        elif m.encoder == "gru":
+            self.rnn = nn.GRU(m.dim, m.dim // 2, m.layers, batch_first=True,
+                              bidirectional=True, dropout=m.dropout if m.layers > 1 else 0.0)
+        else:
+            raise ValueError(f"model.encoder must be conformer or gru, got '{m.encoder}'")
+        self.head = nn.Linear(m.dim, vocab)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dtype == torch.int16:
+            x = x.float() / 32768
+        h, lengths = self.front(x.float(), lengths)
+        h = F.gelu(self.subsample(h)).transpose(1, 2)
+        lengths = conv_out(lengths, self.subsample)
+        mask = length_mask(lengths, h.shape[1])
+        if self.encoder_kind == "conformer":
+            for block in self.blocks:
+                h = block(h, mask)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(h, lengths.cpu().clamp_min(1),
+                                                       batch_first=True, enforce_sorted=False)
+            h = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True,
+                                                 total_length=mask.shape[1])[0]
+        return self.head(h), lengths

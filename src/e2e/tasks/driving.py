@@ -1,0 +1,302 @@
+"""Driving from pixels: camera frames in, steering, gas and brake out.
+
+A PilotNet-style CNN (Bojarski et al., 2016) reads the raw 96x96 RGB frame of gymnasium's
+CarRacing, crops the HUD itself (its speed and steering bars would leak the label), and
+outputs steer in [-1, 1] and gas, brake in [0, 1]. It learns by behavior cloning from a
+privileged expert's recordings (`e2e data driving`), with augmentation suited to driving:
+brightness, and small sideways shifts whose steering label is corrected toward the road
+(PilotNet's recovery views). It is *judged by driving*: `evaluate` lets it drive whole
+tracks in closed loop (val/score picks the `best` checkpoint), because offline loss does
+not predict driving. `e2e train driving --dagger N` fixes behavior cloning's covariate shift
+(see e2e.driving.dagger).
+
+Seeds (tracks): recordings 0-199 by convention, DAgger rollouts 200-499, validation
+500-599, test 1000 and up; train and test tracks never share a seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from e2e.config import Config, TrainConfig
+from e2e.data.driving_records import read_episode, recording_files
+from e2e.driving.sim import HUD_ROWS, MAX_STEPS, parse_seeds
+from e2e.engine.batching import TensorData, eval_batches
+from e2e.errors import E2EError
+from e2e.tasks.base import Splits
+
+
+@dataclass
+class DrivingData:
+    source: str = "runs/driving-data"  # folder of recordings made by `e2e data driving`
+    more: list[str] = field(default_factory=list)  # further recordings (DAgger adds rounds)
+    offline_val_episodes: int = 1  # recorded episodes held out for the offline loss
+    val_seeds: str = "500-501"  # tracks driven at each evaluation to pick `best`
+    test_seeds: str = "1000-1003"  # unseen tracks driven for the final test numbers
+    max_steps: int = MAX_STEPS  # per closed-loop episode
+    workers: int = 2  # processes driving episodes in parallel
+    shift_px: int = 4  # augmentation: sideways shift of up to this many pixels ...
+    steer_per_px: float = 0.03  # ... with this steering correction per pixel, toward the road
+    brightness: float = 0.25  # augmentation: scale pixel values by 1 +- this
+    dagger_seeds: str = "200-499"  # tracks DAgger rolls out on (disjoint from the others)
+    dagger_episodes: int = 6  # rollouts per DAgger round
+    dagger_epochs: int = 2  # each DAgger round fine-tunes the previous round's network
+
+
+@dataclass
+class DrivingModel:
+    pool: int = 2  # average-pool the cropped frame by this factor first (84x96 -> 42x48)
+    widths: tuple[int, ...] = (24, 36, 48, 64, 64)  # PilotNet's five conv layers ...
+    kernels: tuple[int, ...] = (5, 5, 3, 3, 3)  # ... their kernel sizes ...
+    strides: tuple[int, ...] = (2, 2, 1, 1, 1)  # ... and strides
+    hidden: tuple[int, ...] = (100, 50, 10)  # its fully connected layers
+    dropout: float = 0.2
+    steer_weight: float = 2.0  # steering matters most: weight its squared error
+    init: str = ""  # start from this driving run's best weights (DAgger's later rounds)
+
+
+class PilotNet(nn.Module):
+    """uint8 frames N x 3 x H x W (HUD included) -> N x 3 actions (steer, gas, brake)."""
+
+    def __init__(self, frame_shape: tuple[int, int, int], m: DrivingModel, crop: int = HUD_ROWS):
+        super().__init__()
+        self.crop = crop
+        # the road is wide and its edges sharp: half resolution keeps them and costs 4x less
+        self.pool = nn.AvgPool2d(m.pool) if m.pool > 1 else nn.Identity()
+        layers, c_in = [], 3
+        for c_out, k, s in zip(m.widths, m.kernels, m.strides):
+            layers += [nn.Conv2d(c_in, c_out, k, s, bias=False), nn.BatchNorm2d(c_out), nn.ELU()]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        h, w, _ = frame_shape
+        with torch.no_grad():
+            n = self.features(self.pool(torch.zeros(1, 3, h - crop, w))).numel()
+        fc, d_in = [], n
+        for d in m.hidden:
+            fc += [nn.Linear(d_in, d), nn.ELU(), nn.Dropout(m.dropout)]
+            d_in = d
+        self.head = nn.Sequential(nn.Flatten(), *fc, nn.Linear(d_in, 3))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames[:, :, : frames.shape[2] - self.crop].float() / 127.5 - 1
+        out = self.head(self.features(self.pool(x))).float()
+        return torch.cat([out[:, :1].tanh(), out[:, 1:].sigmoid()], dim=1)
+
+
+class DriveSplit:
+    """Tracks to drive (by seed), plus optional recorded frames for an offline loss."""
+
+    def __init__(self, seeds: list[int], max_steps: int, workers: int,
+                 offline: TensorData | None = None):
+        self.seeds, self.max_steps, self.workers, self.offline = seeds, max_steps, workers, offline
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+
+class Recordings(TensorData):
+    """The training recordings as an in-memory split, read on first use: evaluating a run
+    only drives tracks, so it works from the run directory alone."""
+
+    def __init__(self, files: list[Path], frame_shape: tuple[int, ...]):
+        self.files, self.frame_shape, self._tensors = files, frame_shape, None
+
+    @property
+    def tensors(self) -> dict[str, torch.Tensor]:
+        if self._tensors is None:
+            self._tensors = load_recordings(self.files, self.frame_shape)[0].tensors
+        return self._tensors
+
+
+def load_recordings(files: list[Path], shape: tuple[int, ...] | None = None
+                    ) -> tuple[TensorData, tuple[int, ...]]:
+    """All episodes as one TensorData (x: uint8 N x 3 x H x W, y: N x 3); one frame shape."""
+    frames, actions = [], []
+    for f in files:
+        fr, ac = read_episode(f, shape)  # every file must match the first one's frame shape
+        shape = shape or fr.shape[1:]
+        frames.append(torch.from_numpy(fr).permute(0, 3, 1, 2).contiguous())
+        actions.append(torch.from_numpy(ac))
+    if shape is None:
+        raise E2EError("no driving recordings to load")
+    return TensorData(x=torch.cat(frames), y=torch.cat(actions)), tuple(shape)
+
+
+class DrivingTask:
+    name = "driving"
+    DataConfig = DrivingData
+    ModelConfig = DrivingModel
+    metrics = ("score", "score_min", "tiles", "laps", "offtrack", "loss")
+    channels_last = False
+
+    def __init__(self):
+        self.last_episodes: list = []
+
+    def default_train(self) -> TrainConfig:
+        return TrainConfig(epochs=6, batch_size=128, lr=2e-3, weight_decay=1e-4,
+                           monitor="val/score", mode="max", clip_grad=1.0)
+
+    def setup(self, cfg: Config, info: dict[str, Any]) -> None:
+        self._cfg, self._info = cfg, info
+
+    # ---- data ----
+    def build_data(self, cfg: Config) -> Splits:
+        d: DrivingData = cfg.data
+        test = DriveSplit(parse_seeds(d.test_seeds), d.max_steps, d.workers)
+        try:
+            main = recording_files([d.source])
+            more = recording_files(d.more) if d.more else []
+        except E2EError as missing:
+            # driving needs no recordings; training does, and build_model says so
+            return Splits(TensorData(x=torch.zeros(0)), DriveSplit([], d.max_steps, d.workers),
+                          test, {"missing": str(missing)})
+        n_val = max(0, min(d.offline_val_episodes, len(main) - 1))
+        val_files = main[len(main) - n_val:] if n_val else []
+        train_files = main[: len(main) - n_val] + more
+        offline, shape = load_recordings(val_files or train_files[:1])
+        val = DriveSplit(parse_seeds(d.val_seeds), d.max_steps, d.workers,
+                         offline if val_files else None)
+        info = {"frame_shape": list(shape), "source": str(d.source),
+                "episodes": len(train_files)}
+        return Splits(Recordings(train_files, shape), val, test, info)
+
+    # ---- model and loss ----
+    def build_model(self, cfg: Config, info: dict[str, Any]) -> nn.Module:
+        m: DrivingModel = cfg.model
+        if "missing" in info:
+            raise E2EError(info["missing"])
+        if not len(m.widths) == len(m.kernels) == len(m.strides) >= 1:
+            raise E2EError(f"model.widths, model.kernels and model.strides need one entry per "
+                           f"conv layer; got {list(m.widths)}, {list(m.kernels)}, "
+                           f"{list(m.strides)}")
+        try:
+            model = PilotNet(tuple(info["frame_shape"]), m)
+        except RuntimeError as e:  # the convolutions shrank the frame below their kernel
+            raise E2EError(f"the conv layers (kernels {list(m.kernels)}, strides "
+                           f"{list(m.strides)}, pool {m.pool}) do not fit "
+                           f"{info['frame_shape']} frames: {e}") from None
+        if m.init:
+            from e2e.engine.checkpoint import load_checkpoint
+            from e2e.engine.run import RunDir
+
+            run = RunDir(m.init)
+            ckpt = load_checkpoint(run.best if run.best.exists() else run.last)
+            if ckpt["info"]["frame_shape"] != info["frame_shape"]:
+                raise E2EError(f"model.init={m.init} was trained on "
+                               f"{ckpt['info']['frame_shape']} frames, this data has "
+                               f"{info['frame_shape']}")
+            model.load_state_dict(ckpt["model"])
+        return model
+
+    def prepare_batch(self, batch: dict, train: bool) -> dict:
+        if not train:
+            return batch
+        d: DrivingData = self._cfg.data
+        x, y = batch["x"].float(), batch["y"].clone()
+        n, _, _, w = x.shape
+        if d.brightness:
+            x = x * (1 + d.brightness * (2 * torch.rand(n, 1, 1, 1, device=x.device) - 1))
+        if d.shift_px:
+            # shift the image right by dx: the road moves right of the car, so steer right
+            dx = torch.randint(-d.shift_px, d.shift_px + 1, (n,), device=x.device)
+            cols = (torch.arange(w, device=x.device)[None] - dx[:, None]).clamp(0, w - 1)
+            x = x.gather(3, cols[:, None, None, :].expand_as(x))
+            y[:, 0] = (y[:, 0] + d.steer_per_px * dx).clamp(-1, 1)
+        return {"x": x.clamp(0, 255), "y": y}
+
+    def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        err = (model(batch["x"]) - batch["y"]).square().mean(0)
+        return self._cfg.model.steer_weight * err[0] + err[1] + err[2]
+
+    # ---- evaluation: drive ----
+    def evaluate(self, model: nn.Module, split: DriveSplit, cfg: Config) -> dict[str, float]:
+        from e2e.driving.closed_loop import NetPolicy, drive, summarize
+
+        metrics: dict[str, float] = {}
+        if split.offline is not None:
+            total, n = 0.0, 0
+            for b in eval_batches(split.offline, 512):
+                b = {k: v.to(next(model.parameters()).device) for k, v in b.items()}
+                total += float(self.loss(model, b)) * len(b["y"])
+                n += len(b["y"])
+            metrics["loss"] = total / n
+        if split.seeds:
+            was_training = model.training
+            policy = NetPolicy(model.eval(), self._info)
+            self.last_episodes, _ = drive(policy, split.seeds, split.max_steps, split.workers)
+            model.train(was_training)
+            metrics = {**summarize(self.last_episodes), **metrics}
+            for e in self.last_episodes:
+                metrics[f"track_score/{e.seed}"] = e.score
+        return metrics
+
+    def predict(self, model: nn.Module, raw: Any, info: dict[str, Any]) -> list[dict]:
+        """Frames (H x W x 3 uint8 arrays, or image files) -> [{steer, gas, brake}, ...]."""
+        from PIL import Image
+
+        items = raw if isinstance(raw, (list, tuple)) or (
+            isinstance(raw, np.ndarray) and raw.ndim == 4) else [raw]
+        frames = [np.asarray(Image.open(i).convert("RGB")) if isinstance(i, (str, Path))
+                  else np.asarray(i) for i in items]
+        want = tuple(info["frame_shape"])
+        for i, f in enumerate(frames):
+            if f.shape != want:
+                raise E2EError(f"input {i} is a {f.shape} frame; this model was trained on "
+                               f"{want} frames")
+        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+        out = model(x.to(next(model.parameters()).device)).float().cpu().numpy()
+        return [{"steer": float(a[0]), "gas": float(a[1]), "brake": float(a[2])} for a in out]
+
+    # ---- export and demo page (e2e export / e2e serve) ----
+    demo_input = "track"  # the demo page: pick a test track, watch the network drive
+
+    def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:
+        from e2e.export import ExportSpec
+
+        h, w, _ = info["frame_shape"]
+        frames = torch.zeros(2, 3, h, w, dtype=torch.uint8)
+        return {"policy": ExportSpec(model, {"frames": frames}, ["actions"],
+                                     {"frames": {0: "batch"}, "actions": {0: "batch"}},
+                                     from_batch=lambda batch: {"frames": batch["x"]})}
+
+    def demo_page(self, info: dict[str, Any]) -> dict:
+        return {"tracks": parse_seeds(self._cfg.data.test_seeds)}
+
+    def demo_answer(self, model: nn.Module, raw: Any, info: dict[str, Any]) -> dict:
+        """A track seed -> a GIF of the network driving its first 300 steps, and the score."""
+        import base64
+        import tempfile
+
+        from e2e.driving.closed_loop import NetPolicy, run_episode, save_gif
+
+        try:
+            seed = int(raw)
+        except ValueError:
+            raise E2EError(f"a track is a seed number, got '{raw}'") from None
+        episode, shown = run_episode(NetPolicy(model, info), seed, max_steps=300, video=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            save_gif(shown, Path(tmp) / "drive.gif", every=4)
+            gif = base64.b64encode((Path(tmp) / "drive.gif").read_bytes()).decode()
+        return {"gif": f"data:image/gif;base64,{gif}",
+                "note": f"track {seed}: score {episode.score:.0f} after {episode.steps} steps, "
+                        f"{episode.tiles}/{episode.track_tiles} tiles"}
+
+    def report(self, model: nn.Module, split: DriveSplit, cfg: Config, run_dir: Path) -> str:
+        # the episodes of the test evaluation that just ran: driving again would cost minutes
+        rows = ["## Closed-loop test drives", "", "| track seed | score | tiles | lap | "
+                "off-track steps |", "| --- | --- | --- | --- | --- |"]
+        for e in self.last_episodes:
+            rows.append(f"| {e.seed} | {e.score:.1f} | {e.tiles}/{e.track_tiles} | "
+                        f"{'yes' if e.lap else 'no'} | {e.offtrack_steps} |")
+        return "\n".join(rows)
+
+    def dagger(self, cfg: Config, out: str | Path, rounds: int, quiet: bool = False) -> dict:
+        from e2e.driving.dagger import run_dagger
+
+        return run_dagger(cfg, out, rounds, quiet)

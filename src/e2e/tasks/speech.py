@@ -1,0 +1,309 @@
+"""Speech recognition end to end: raw 16 kHz waveform in, text out, one CTC loss.
+
+The model (e2e.speech.model) learns its own front end from samples; nothing outside the
+network turns audio into features. Data (`data.source`):
+  synth   the espeak-ng corpus (e2e.data.speech_synth), rendered on first use; training,
+          validation and test voices are disjoint
+  PATH    a manifest TSV (path<TAB>transcript), a folder of them, or LibriSpeech-style
+          *.trans.txt files; split at random into train / val / test
+Test sets are reported one by one (`test/<set>_wer`, `test/<set>_cer`): for synth, held-out
+voices' digits, letters and sentences; plus, when installed, the Asterisk prompts, a real
+human voice at 8 kHz (`data.asterisk`). Augmentation (e2e.data.augment_audio) runs on the
+training batch, on the fly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from e2e.config import Config, TrainConfig
+from e2e.data import asterisk
+from e2e.data.audio import (
+    SAMPLE_RATE,
+    VOCAB,
+    Utterance,
+    load_all,
+    read_audio,
+    read_corpus,
+    read_manifest,
+)
+from e2e.data.augment_audio import AugmentConfig, augment
+from e2e.data.sources import data_home
+from e2e.errors import DatasetMissing, E2EError
+from e2e.speech.ctc import Lexicon, beam_search, ctc_loss, encode, greedy
+from e2e.speech.model import SpeechModel, SpeechRecognizer
+from e2e.tasks.base import Splits
+
+
+@dataclass
+class SpeechData:
+    source: str = "synth"  # synth | PATH (manifest TSV, folder of manifests, LibriSpeech-style)
+    corpus: str = ""  # synth: where the corpus lives; "" = $E2E_DATA/speech-synth
+    n: int = 5000  # synth: training utterances
+    n_val: int = 300  # synth: validation utterances (their own voices)
+    n_test: int = 200  # synth: test utterances per kind
+    kinds: str = "digits,letters,sentences"  # synth: which kinds of text (comma-separated)
+    asterisk: bool = True  # add the Asterisk human test sets (a note says how to install them)
+    val_fraction: float = 0.1  # PATH sources: held out for validation
+    test_fraction: float = 0.1  # PATH sources: held out for testing
+    split_seed: int = 0
+    skip_bad: bool = False  # skip (and count) unreadable audio files instead of failing
+    augment: bool = True  # waveform augmentation of training batches
+    p_noise: float = 0.5
+    p_speed: float = 0.5
+    p_pitch: float = 0.3
+    p_telephone: float = 0.5  # band-limit to 4 kHz as an 8 kHz phone line does
+    p_reverb: float = 0.2
+
+
+class SpeechSet(Dataset):
+    """Waveforms (int16, 16 kHz) with transcripts, each tagged with the test set it is in."""
+
+    def __init__(self, waves: list[np.ndarray], texts: list[str], groups: list[str]):
+        self.waves, self.texts, self.groups = waves, texts, groups
+
+    def __len__(self) -> int:
+        return len(self.waves)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"x": torch.from_numpy(self.waves[i]),
+                "y": torch.tensor(encode(self.texts[i], VOCAB))}
+
+    def seconds(self) -> float:
+        return sum(len(w) for w in self.waves) / SAMPLE_RATE
+
+
+def collate(items: list[dict]) -> dict:
+    pad = torch.nn.utils.rnn.pad_sequence
+    return {"x": pad([it["x"] for it in items], batch_first=True),
+            "lengths": torch.tensor([len(it["x"]) for it in items]),
+            "y": pad([it["y"] for it in items], batch_first=True),
+            "y_lengths": torch.tensor([len(it["y"]) for it in items])}
+
+
+class SpeechTask:
+    name = "speech"
+    DataConfig = SpeechData
+    ModelConfig = SpeechModel
+    metrics = ("wer", "cer", "loss")
+    channels_last = False
+
+    def __init__(self):
+        self.skipped_too_long = 0  # utterances the CTC length guard left out of training
+
+    def default_train(self) -> TrainConfig:
+        return TrainConfig(epochs=20, batch_size=16, lr=2e-3, weight_decay=0.01, warmup=0.1,
+                           clip_grad=5.0, monitor="val/wer", mode="min", eval_every=250,
+                           log_every=25)
+
+    def setup(self, cfg: Config, info: dict[str, Any]) -> None:
+        self._cfg, self._info = cfg, info
+        self._lexicon = Lexicon(info["lexicon"]) if info.get("lexicon") else None
+
+    collate = staticmethod(collate)
+
+    # ---- data ----
+    def build_data(self, cfg: Config) -> Splits:
+        d: SpeechData = cfg.data
+        if d.source == "synth":
+            from e2e.data.speech_synth import build_corpus, parse_kinds
+
+            folder = Path(d.corpus).expanduser() if d.corpus else data_home() / "speech-synth"
+            kinds = parse_kinds(d.kinds)
+            build_corpus(folder, d.n, d.n_val, d.n_test, seed=d.split_seed, kinds=kinds)
+            train_items = read_manifest(folder / "train.tsv")
+            val_items = read_manifest(folder / "val.tsv")
+            tests = {f"synth_{k}": read_manifest(folder / f"test_{k}.tsv") for k in kinds}
+            origin = f"espeak-ng corpus {folder}"
+        else:
+            items = read_corpus(d.source)
+            order = np.random.default_rng(d.split_seed).permutation(len(items))
+            n_test = max(1, round(d.test_fraction * len(items)))
+            n_val = max(1, round(d.val_fraction * len(items)))
+            if len(items) - n_test - n_val < 1:
+                raise E2EError(f"{d.source} has {len(items)} utterances: too few to split into "
+                               "train, validation and test")
+            pick = lambda idx: [items[i] for i in idx]  # noqa: E731
+            tests = {"test": pick(order[:n_test])}
+            val_items = pick(order[n_test:n_test + n_val])
+            train_items = pick(order[n_test + n_val:])
+            origin = str(d.source)
+        if d.asterisk:
+            try:
+                tests.update({f"asterisk_{s}": asterisk.asterisk_set(s) for s in asterisk.SETS})
+            except DatasetMissing as e:
+                print(f"note: no Asterisk test sets: {e}")
+        skipped: list[str] = []
+        train, val = self._load(train_items, "train", d, skipped), self._load(val_items, "val", d,
+                                                                              skipped)
+        test = self._concat([self._load(v, k, d, skipped) for k, v in tests.items()])
+        if skipped:
+            print(f"skipped {len(skipped)} unreadable audio file(s), e.g. {skipped[0]}")
+        lexicon = sorted({w for t in train.texts for w in t.split()})
+        info = {"vocab": VOCAB, "sample_rate": SAMPLE_RATE, "lexicon": lexicon,
+                "source": origin, "test_sets": list(tests), "skipped_files": len(skipped),
+                "train_hours": round(train.seconds() / 3600, 3)}
+        return Splits(train, val, test, info)
+
+    @staticmethod
+    def _load(items: list[Utterance], group: str, d: SpeechData, skipped: list[str]) -> SpeechSet:
+        waves, kept, bad = load_all(items, d.skip_bad)
+        skipped += bad
+        return SpeechSet(waves, [u.text for u in kept], [group] * len(kept))
+
+    @staticmethod
+    def _concat(sets: list[SpeechSet]) -> SpeechSet:
+        return SpeechSet([w for s in sets for w in s.waves], [t for s in sets for t in s.texts],
+                         [g for s in sets for g in s.groups])
+
+    # ---- model and loss ----
+    def build_model(self, cfg: Config, info: dict[str, Any]) -> torch.nn.Module:
+        m: SpeechModel = cfg.model
+        if m.encoder not in ("conformer", "gru"):
+            raise E2EError(f"model.encoder must be conformer or gru, got '{m.encoder}'")
+        if m.encoder == "conformer" and m.dim % m.heads:
+            raise E2EError(f"model.dim ({m.dim}) must be divisible by model.heads ({m.heads})")
+        return SpeechRecognizer(len(info["vocab"]) + 1, m)
+
+    def prepare_batch(self, batch: dict, train: bool) -> dict:
+        d: SpeechData = self._cfg.data
+        if train and d.augment:
+            cfg = AugmentConfig(p_noise=d.p_noise, p_speed=d.p_speed, p_pitch=d.p_pitch,
+                                p_telephone=d.p_telephone, p_reverb=d.p_reverb)
+            x, lengths = augment(batch["x"].float() / 32768, batch["lengths"], cfg)
+            return {**batch, "x": x, "lengths": lengths}
+        return batch
+
+    def loss(self, model: torch.nn.Module, batch: dict) -> torch.Tensor:
+        logits, lengths = model(batch["x"], batch["lengths"])
+        loss, skipped = ctc_loss(logits, lengths, batch["y"], batch["y_lengths"])
+        self.skipped_too_long += skipped
+        return loss
+
+    # ---- evaluation and prediction ----
+    def transcribe_set(self, model: torch.nn.Module, split: SpeechSet, beam: bool
+                       ) -> tuple[list[str], float]:
+        """Hypotheses in the split's order (batched by length), and the mean CTC loss."""
+        device = next(model.parameters()).device
+        order = sorted(range(len(split)), key=lambda i: len(split.waves[i]))
+        hyps: list[str] = [""] * len(split)
+        loss_sum, batches = 0.0, 0
+        for start in range(0, len(order), 32):
+            idx = order[start:start + 32]
+            batch = {k: v.to(device) for k, v in collate([split[i] for i in idx]).items()}
+            logits, lengths = model(batch["x"], batch["lengths"])
+            loss, _ = ctc_loss(logits, lengths, batch["y"], batch["y_lengths"])
+            loss_sum, batches = loss_sum + float(loss.detach()), batches + 1
+            if beam:
+                logp = logits.float().log_softmax(-1)
+                texts = [beam_search(logp[j, :n], VOCAB, self._cfg.model.beam_size,
+                                     self._lexicon if self._cfg.model.lexicon else None)
+                         for j, n in enumerate(lengths.tolist())]
+            else:
+                texts = greedy(logits, lengths, VOCAB)
+            for i, text in zip(idx, texts):
+                hyps[i] = text
+        return hyps, loss_sum / max(batches, 1)
+
+    def evaluate(self, model: torch.nn.Module, split: SpeechSet, cfg: Config) -> dict[str, float]:
+        import jiwer
+
+        hyps, loss = self.transcribe_set(model, split, beam=False)
+        metrics = {"wer": jiwer.wer(split.texts, hyps), "cer": jiwer.cer(split.texts, hyps),
+                   "loss": loss}
+        groups = sorted(set(split.groups))
+        beam = cfg.model.beam_size > 1 and groups != ["val"]  # validation stays cheap: greedy
+        beam_hyps = self.transcribe_set(model, split, beam=True)[0] if beam else None
+        for g in groups if len(groups) > 1 or beam else []:
+            idx = [i for i, x in enumerate(split.groups) if x == g]
+            refs = [split.texts[i] for i in idx]
+            metrics[f"{g}_wer"] = jiwer.wer(refs, [hyps[i] for i in idx])
+            metrics[f"{g}_cer"] = jiwer.cer(refs, [hyps[i] for i in idx])
+            if beam_hyps is not None:
+                metrics[f"{g}_beam_wer"] = jiwer.wer(refs, [beam_hyps[i] for i in idx])
+        return metrics
+
+    def predict(self, model: torch.nn.Module, raw: Any, info: dict[str, Any],
+                beam: bool = True) -> list[dict[str, Any]]:
+        """Audio files (or 16 kHz float waveforms) -> [{text, seconds, rtf}] per input."""
+        items = raw if isinstance(raw, (list, tuple)) else [raw]
+        device = next(model.parameters()).device
+        if not getattr(self, "_warm", False):  # first call: allocators, kernels; not timed
+            model(torch.zeros(1, SAMPLE_RATE, device=device), torch.tensor([SAMPLE_RATE]))
+            self._warm = True
+        out = []
+        for item in items:
+            x = torch.as_tensor(read_audio(item) if not torch.is_tensor(item) else item).float()
+            seconds = len(x) / SAMPLE_RATE
+            if len(x) < 400:  # shorter than one 25 ms frame: nothing to hear
+                out.append({"text": "", "seconds": seconds, "rtf": 0.0})
+                continue
+            start = time.perf_counter()
+            logits, lengths = model(x[None].to(device), torch.tensor([len(x)], device=device))
+            if beam and self._cfg.model.beam_size > 1:
+                text = beam_search(logits[0].float().log_softmax(-1), VOCAB,
+                                   self._cfg.model.beam_size,
+                                   self._lexicon if self._cfg.model.lexicon else None)
+            else:
+                text = greedy(logits, lengths, VOCAB)[0]
+            rtf = (time.perf_counter() - start) / max(seconds, 1e-9)
+            out.append({"text": text, "seconds": seconds, "rtf": rtf})
+        return out
+
+    # ---- export and demo page (e2e export / e2e serve) ----
+    demo_input = "audio"  # the demo page: upload a WAV, read the transcript
+
+    def export_specs(self, model: torch.nn.Module, info: dict[str, Any]) -> dict:
+        """The network (waveform -> CTC logits); decoding (greedy, beam) stays in Python."""
+        from e2e.export import ExportSpec
+
+        def waves(g: torch.Generator | None, lengths: list[int]) -> dict[str, torch.Tensor]:
+            x = 0.1 * torch.randn(len(lengths), max(lengths), generator=g)
+            return {"waveform": x, "lengths": torch.tensor(lengths)}
+
+        def real(batch: dict) -> dict[str, torch.Tensor]:
+            x = batch["x"]
+            x = x.float() / 32768 if x.dtype == torch.int16 else x.float()
+            return {"waveform": x, "lengths": batch["lengths"]}
+
+        dynamic = {"waveform": {0: "batch", 1: "samples"}, "lengths": {0: "batch"},
+                   "logits": {0: "batch", 1: "time"}, "frames": {0: "batch"}}
+        return {"encoder": ExportSpec(model, waves(None, [16000, 12000]), ["logits", "frames"],
+                                      dynamic, lambda g: waves(g, [24000, 20000, 9000]),
+                                      from_batch=real, dynamo=True)}
+
+    def demo_answer(self, model: torch.nn.Module, raw: Any, info: dict[str, Any]) -> dict:
+        """An uploaded audio file (a file object) -> its transcript, for the demo page."""
+        import soundfile as sf
+
+        from e2e.data.audio import resample
+
+        try:
+            x, rate = sf.read(raw, dtype="float32", always_2d=True)
+        except Exception as e:  # noqa: BLE001 - soundfile's errors vary by format
+            raise E2EError(f"not a readable audio file ({e})") from None
+        wave = torch.from_numpy(np.ascontiguousarray(resample(x.mean(axis=1), rate,
+                                                              SAMPLE_RATE)))
+        r = self.predict(model, [wave], info)[0]
+        return {"text": r["text"], "note": f"{r['seconds']:.1f} s of audio, real-time factor "
+                                           f"{r['rtf']:.2f}"}
+
+    def report(self, model: torch.nn.Module, split: SpeechSet, cfg: Config, run_dir: Path) -> str:
+        hyps, _ = self.transcribe_set(model, split, beam=False)
+        rows = ["## Test transcripts (greedy), first of each test set", "",
+                "| set | reference | hypothesis |", "| --- | --- | --- |"]
+        shown: dict[str, int] = {}
+        for g, ref, hyp in zip(split.groups, split.texts, hyps):
+            if shown.get(g, 0) < 5:
+                shown[g] = shown.get(g, 0) + 1
+                rows.append(f"| {g} | {ref} | {hyp} |")
+        rows += ["", f"Training utterances skipped by the CTC length guard (transcript longer "
+                     f"than the output frames): {self.skipped_too_long}"]
+        return "\n".join(rows)

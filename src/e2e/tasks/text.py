@@ -1,0 +1,276 @@
+"""Translation and summarization, text in and text out, with one encoder-decoder Transformer.
+
+Raw text is all the model is given: a byte-level BPE vocabulary is learned from the
+training split itself (no per-language rules) and saved in every checkpoint, so a run
+translates from its directory alone. One label-smoothed cross-entropy trains the
+embeddings, encoder and decoder together. Decoding is batched greedy or beam search
+with a key/value cache; scores are sacrebleu BLEU and chrF on detokenized text, and
+ROUGE-L.
+
+Sources (`data.source`): bible-en-es (KJV -> Reina-Valera 1909, split by book),
+debian-descriptions (long package description -> one-line summary), or a TSV file of
+source<TAB>target lines.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from e2e.config import Config, TrainConfig
+from e2e.errors import E2EError
+from e2e.tasks.base import Split, Splits
+from e2e.text import metrics
+from e2e.text.decode import generate
+from e2e.text.model import Seq2SeqTransformer
+from e2e.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, decode, encode, load_bpe, train_bpe
+
+SOURCES = ("bible-en-es", "debian-descriptions")
+
+
+@dataclass
+class TextData:
+    source: str = "bible-en-es"  # bible-en-es | debian-descriptions | PATH to a TSV file
+    # Bible: whole books held out (OSIS names), so no test verse is ever seen in training.
+    val_books: tuple[str, ...] = ("Obad", "Hag", "Col", "Titus", "Phlm", "Jude")
+    test_books: tuple[str, ...] = ("Ruth", "Jonah", "Mark", "Phil", "Jas")
+    val_percent: float = 2.0  # debian-descriptions and TSV: held-out shares
+    test_percent: float = 3.0
+    split_seed: int = 0  # TSV only: which lines are held out
+    vocab_size: int = 8000  # joint source+target byte-level BPE
+    max_source_tokens: int = 128  # longer inputs are truncated (with a warning at predict)
+    max_target_tokens: int = 128
+    val_decode: int = 300  # validation decodes only this many pairs (greedy), to stay cheap
+    limit: int = 0  # use only this many training pairs; 0 = all
+    test_limit: int = 0  # evaluate on only the first N test pairs (quick checks); 0 = all
+
+
+@dataclass
+class TextModel:
+    d_model: int = 256
+    heads: int = 4
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    ff: int = 1024
+    dropout: float = 0.1
+    label_smoothing: float = 0.1
+    max_len: int = 256  # positions; bounds the decoded length too
+    beam: int = 4  # test-time beam width; 1 = greedy
+    length_penalty: float = 0.6  # GNMT alpha; 0 = none
+    eval_batch: int = 64
+
+
+class TextPairs(Dataset):
+    """Token ids of (source, target) pairs plus the raw texts that scores compare against."""
+
+    def __init__(self, sources: list[str], targets: list[str], tok, d: TextData,
+                 role: str):
+        self.sources, self.targets, self.role = sources, targets, role
+        self.src = [ids[:d.max_source_tokens - 1] + [EOS_ID] for ids in encode(tok, sources)]
+        self.tgt = [[BOS_ID] + ids[:d.max_target_tokens - 2] + [EOS_ID]
+                    for ids in encode(tok, targets)]
+        # Read by the engine's length bucketing: batches of similar length pad little.
+        self.lengths = torch.tensor([len(s) + len(t) for s, t in zip(self.src, self.tgt)])
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"src": self.src[i], "tgt": self.tgt[i]}
+
+
+def pad(rows: list[list[int]]) -> torch.Tensor:
+    out = torch.full((len(rows), max(map(len, rows))), PAD_ID, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.tensor(row)
+    return out
+
+
+class TextTask:
+    name = "text"
+    DataConfig = TextData
+    ModelConfig = TextModel
+    metrics = ("bleu", "chrf", "rougeL", "loss")
+    channels_last = False
+
+    def __init__(self):
+        self.tok = None
+        self.signature = ""  # sacrebleu's signature of the last BLEU computed
+
+    def default_train(self) -> TrainConfig:
+        return TrainConfig(epochs=20, batch_size=64, lr=1e-3, weight_decay=0.01,
+                           momentum=0.9, schedule="cosine", warmup=0.04, clip_grad=1.0,
+                           monitor="val/bleu", mode="max", log_every=100)
+
+    def setup(self, cfg: Config, info: dict[str, Any]) -> None:
+        self._cfg, self._info = cfg, info
+        self.tok = load_bpe(info["tokenizer"])
+
+    # ---- data ----
+    def build_data(self, cfg: Config) -> Splits:
+        d: TextData = cfg.data
+        train, val, test, origin = read_pairs(d)
+        train = train[:d.limit or None]
+        test = test[:d.test_limit or None]
+        if self.tok is None:  # a fresh run learns its vocabulary; a loaded run keeps its own
+            self.tok = train_bpe((s for pair in train for s in pair), d.vocab_size)
+        splits = [TextPairs([s for s, _ in part], [t for _, t in part], self.tok, d, role)
+                  for part, role in ((train, "train"), (val, "val"), (test, "test"))]
+        cut = sum(len(s) >= d.max_source_tokens for s in splits[0].src)
+        if cut:
+            print(f"text: {cut} of {len(train)} training sources were longer than "
+                  f"data.max_source_tokens={d.max_source_tokens} and were truncated")
+        info = {"tokenizer": self.tok.to_str(), "source": origin,
+                "vocab": self.tok.get_vocab_size(), "max_source_tokens": d.max_source_tokens}
+        return Splits(*splits, info)
+
+    def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        return {"src": pad([x["src"] for x in items]), "tgt": pad([x["tgt"] for x in items])}
+
+    # ---- model and loss ----
+    def build_model(self, cfg: Config, info: dict[str, Any]) -> nn.Module:
+        m: TextModel = cfg.model
+        if m.d_model % m.heads:
+            raise E2EError(f"model.d_model={m.d_model} must be divisible by model.heads={m.heads}")
+        longest = max(cfg.data.max_source_tokens, cfg.data.max_target_tokens)
+        if m.max_len < longest:
+            raise E2EError(f"model.max_len={m.max_len} is shorter than data.max_*_tokens={longest}")
+        return Seq2SeqTransformer(info["vocab"], m.d_model, m.heads, m.encoder_layers,
+                                  m.decoder_layers, m.ff, m.dropout, m.max_len)
+
+    def prepare_batch(self, batch: dict, train: bool) -> dict:
+        return batch
+
+    def loss(self, model: nn.Module, batch: dict, smoothing: float | None = None) -> torch.Tensor:
+        tgt = batch["tgt"]
+        logits = model(batch["src"], tgt[:, :-1])
+        smoothing = self._cfg.model.label_smoothing if smoothing is None else smoothing
+        return F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(),
+                               ignore_index=PAD_ID, label_smoothing=smoothing)
+
+    # ---- evaluation and prediction ----
+    def translate_ids(self, model: nn.Module, src: list[list[int]], beam: int,
+                      cache: bool = True) -> list[str]:
+        """Decode in batches of similar length; answers come back in input order."""
+        device = next(model.parameters()).device
+        order = sorted(range(len(src)), key=lambda i: len(src[i]))
+        out: list[str] = [""] * len(src)
+        m: TextModel = self._cfg.model
+        for i in range(0, len(order), m.eval_batch):
+            idx = order[i:i + m.eval_batch]
+            ids = generate(model, pad([src[j] for j in idx]).to(device), beam,
+                           m.length_penalty, cache=cache)
+            for j, text in zip(idx, decode(self.tok, ids)):
+                out[j] = text
+        return out
+
+    def evaluate(self, model: nn.Module, split: Split, cfg: Config) -> dict[str, float]:
+        device = next(model.parameters()).device
+        loss_sum, tokens = 0.0, 0
+        for i in range(0, len(split), cfg.model.eval_batch):
+            batch = self.collate([split[j] for j in range(i, min(i + cfg.model.eval_batch,
+                                                                 len(split)))])
+            n = int((batch["tgt"][:, 1:] != PAD_ID).sum())
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss_sum += float(self.loss(model, batch, smoothing=0.0)) * n
+            tokens += n
+        # Validation decodes a fixed sample greedily; the test split is decoded in full.
+        n = min(len(split), cfg.data.val_decode) if split.role == "val" else len(split)
+        beam = 1 if split.role == "val" else cfg.model.beam
+        hyps = self.translate_ids(model, split.src[:n], beam)
+        scores = metrics.score(hyps, split.targets[:n])
+        self.signature = scores.pop("signature")
+        return {**scores, "loss": loss_sum / max(tokens, 1)}
+
+    def predict(self, model: nn.Module, raw: Any, info: dict[str, Any], beam: int | None = None,
+                **_: Any) -> list[str]:
+        """Texts (a string or a list of strings) -> translations or summaries, in order.
+
+        Empty inputs give empty outputs; inputs longer than the model's limit are truncated
+        with a warning.
+        """
+        texts = [raw] if isinstance(raw, str) else list(raw)
+        limit = info["max_source_tokens"]
+        src, keep = [], []
+        for i, (text, ids) in enumerate(zip(texts, encode(self.tok, [t.strip() for t in texts]))):
+            if not text.strip():
+                continue
+            if len(ids) >= limit:
+                warnings.warn(f"input {i + 1} has {len(ids)} tokens, more than the model's "
+                              f"limit of {limit - 1}; only its start was used", stacklevel=2)
+            src.append(ids[:limit - 1] + [EOS_ID])
+            keep.append(i)
+        out = [""] * len(texts)
+        answers = self.translate_ids(model, src, beam or self._cfg.model.beam) if src else []
+        for i, answer in zip(keep, answers):
+            out[i] = answer
+        return out
+
+    # ---- demo page (e2e serve; ONNX export of the decoder step is not written yet) ----
+    demo_input = "text"  # the demo page: type text, read the translation or summary
+
+    def demo_page(self, info: dict[str, Any]) -> dict:
+        summary = self._cfg.data.source == "debian-descriptions"
+        return {"prompt": "A long description to summarize" if summary else
+                "English text to translate", "verb": "Summarize" if summary else "Translate"}
+
+    def demo_answer(self, model: nn.Module, raw: Any, info: dict[str, Any]) -> dict:
+        return {"text": self.predict(model, [str(raw)], info)[0]}
+
+    def report(self, model: nn.Module, split: Split, cfg: Config, run_dir: Path) -> str:
+        (run_dir / "tokenizer.json").write_text(self.tok.to_str())
+        picks = random.Random(0).sample(range(len(split)), min(8, len(split)))
+        hyps = self.translate_ids(model, [split.src[i] for i in picks], cfg.model.beam)
+        rows = ["## Test examples", "", f"BLEU signature: `{self.signature}`", "",
+                "| source | reference | output |", "| --- | --- | --- |"]
+        for i, hyp in zip(picks, hyps):
+            cells = [split.sources[i][:200], split.targets[i], hyp]
+            rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ")
+                                          for c in cells) + " |")
+        return "\n".join(rows)
+
+
+def read_pairs(d: TextData) -> tuple[list, list, list, str]:
+    """(train, val, test) lists of (source, target) strings, and where they came from."""
+    if d.source == "bible-en-es":
+        from e2e.data.bible import read_bible, split_by_book
+
+        parts = split_by_book(read_bible(), list(d.val_books), list(d.test_books))
+        return (*([(v.source, v.target) for v in part] for part in parts), "bible-en-es")
+    if d.source == "debian-descriptions":
+        from e2e.data.debian_descriptions import read_descriptions, split_by_stem
+
+        parts = split_by_stem(read_descriptions(), d.val_percent, d.test_percent)
+        return (*([(x.long, x.summary) for x in part] for part in parts), "debian-descriptions")
+    path = Path(d.source).expanduser()
+    if not path.exists():
+        raise E2EError(f"data.source '{d.source}' is neither a known corpus "
+                       f"({', '.join(SOURCES)}) nor an existing TSV file")
+    from e2e.data.tsv import read_pairs_tsv
+
+    pairs = read_pairs_tsv(path)
+    order = list(range(len(pairs)))
+    random.Random(d.split_seed).shuffle(order)
+    n_test = max(1, round(d.test_percent / 100 * len(pairs)))
+    n_val = max(1, round(d.val_percent / 100 * len(pairs)))
+    if len(pairs) - n_test - n_val < 1:
+        raise E2EError(f"{path} has only {len(pairs)} pairs: too few to split into train, "
+                       "validation and test")
+    test = [pairs[i] for i in sorted(order[:n_test])]
+    val = [pairs[i] for i in sorted(order[n_test:n_test + n_val])]
+    train = [pairs[i] for i in sorted(order[n_test + n_val:])]
+    return train, val, test, str(path)
+
+
+def read_lines(stream=None) -> list[str]:
+    """Inputs for `e2e translate` / `e2e summarize` from stdin, one per line."""
+    return [line.rstrip("\n") for line in (stream or sys.stdin)]

@@ -1,0 +1,1 @@
+"""Text to text: BPE tokenizer, encoder-decoder Transformer, greedy and beam decoding."""

@@ -1,0 +1,99 @@
+"""Batched greedy and beam-search decoding, with or without the key/value cache.
+
+Both decode a whole batch at once and stop when every sequence has produced </s>.
+Without the cache every step re-runs the decoder over the full prefix (and re-projects
+the encoder's keys/values): the same numbers, quadratic work. Beam search keeps the
+raw log-probability to rank live hypotheses and picks the final one with the GNMT
+length penalty ((5 + length) / 6) ** alpha, so beam 1 is exactly greedy.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from e2e.text.model import DecoderState, Seq2SeqTransformer
+from e2e.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+def decode_limit(model: Seq2SeqTransformer, src: torch.Tensor, max_len: int | None) -> int:
+    """Target tokens to allow: about 1.5x the longest source, within the model's positions."""
+    longest = int((src != PAD_ID).sum(1).max())
+    limit = max_len or int(1.5 * longest) + 10
+    return min(limit, model.max_len - 1)
+
+
+def _step(model: Seq2SeqTransformer, tokens: torch.Tensor, state: DecoderState,
+          cache: bool) -> torch.Tensor:
+    """Log-probabilities of the next token, B x V."""
+    if cache:
+        logits = model.decode(tokens[:, -1:], state, cache=True)
+    else:
+        state.memory_kv = [layer.cross_attn.keys_values(state.memory) for layer in model.decoder]
+        logits = model.decode(tokens, state)
+    return logits[:, -1].float().log_softmax(-1)
+
+
+def strip(tokens: torch.Tensor) -> list[list[int]]:
+    """Rows of ids after <s>, up to (not including) </s>."""
+    out = []
+    for row in tokens[:, 1:].tolist():
+        out.append(row[:row.index(EOS_ID)] if EOS_ID in row else row)
+    return [[t for t in row if t != PAD_ID] for row in out]
+
+
+@torch.no_grad()
+def greedy(model: Seq2SeqTransformer, src: torch.Tensor, max_len: int | None = None,
+           cache: bool = True) -> list[list[int]]:
+    state = model.encode(src)
+    tokens = torch.full((len(src), 1), BOS_ID, dtype=torch.long, device=src.device)
+    done = torch.zeros(len(src), dtype=torch.bool, device=src.device)
+    for _ in range(decode_limit(model, src, max_len)):
+        nxt = _step(model, tokens, state, cache).argmax(-1)
+        nxt = torch.where(done, PAD_ID, nxt)
+        tokens = torch.cat([tokens, nxt[:, None]], 1)
+        done |= nxt == EOS_ID
+        if done.all():
+            break
+    return strip(tokens)
+
+
+@torch.no_grad()
+def beam_search(model: Seq2SeqTransformer, src: torch.Tensor, beam: int = 4,
+                length_penalty: float = 0.6, max_len: int | None = None,
+                cache: bool = True) -> list[list[int]]:
+    b, k, device = len(src), beam, src.device
+    state = model.encode(src).select(torch.arange(b, device=device).repeat_interleave(k))
+    tokens = torch.full((b * k, 1), BOS_ID, dtype=torch.long, device=device)
+    # Only the first of the k identical start beams is live, so the first step's k picks differ.
+    scores = torch.full((b, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0
+    done = torch.zeros(b * k, dtype=torch.bool, device=device)
+    lengths = torch.zeros(b * k, device=device)
+    for _ in range(decode_limit(model, src, max_len)):
+        logp = _step(model, tokens, state, cache)
+        # A finished hypothesis can only be extended by <pad>, at no cost.
+        logp[done] = float("-inf")
+        logp[done, PAD_ID] = 0.0
+        vocab = logp.shape[-1]
+        top = (scores.view(-1, 1) + logp).view(b, k * vocab).topk(k, dim=-1)
+        origin = (top.indices // vocab + torch.arange(b, device=device)[:, None] * k).view(-1)
+        nxt = (top.indices % vocab).view(-1)
+        scores = top.values
+        tokens = torch.cat([tokens[origin], nxt[:, None]], 1)
+        lengths = lengths[origin] + (~done[origin]).float()
+        done = done[origin] | (nxt == EOS_ID)
+        if cache:
+            state = state.select(origin)
+        if done.all():
+            break
+    penalty = ((5 + lengths) / 6) ** length_penalty
+    best = (scores.view(-1) / penalty).view(b, k).argmax(-1)
+    return strip(tokens[best + torch.arange(b, device=device) * k])
+
+
+def generate(model: Seq2SeqTransformer, src: torch.Tensor, beam: int = 1,
+             length_penalty: float = 0.6, max_len: int | None = None,
+             cache: bool = True) -> list[list[int]]:
+    if beam <= 1:
+        return greedy(model, src, max_len, cache)
+    return beam_search(model, src, beam, length_penalty, max_len, cache)

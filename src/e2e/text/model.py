@@ -1,0 +1,162 @@
+"""A pre-norm encoder-decoder Transformer with one embedding table for source, target and output.
+
+Pre-norm (LayerNorm before each sublayer) trains stably without a careful warm-up; sharing
+the embedding between encoder input, decoder input and the output layer (the vocabulary
+is one joint BPE) cuts a third of the parameters of a small model. Decoding keeps a
+key/value cache: the encoder output's keys/values are projected once per layer, and the
+decoder's self-attention keys/values grow by one position per step instead of being
+recomputed for the whole prefix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from e2e.text.tokenizer import PAD_ID
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model: int, heads: int, dropout: float):
+        super().__init__()
+        if d_model % heads:
+            raise ValueError(f"d_model {d_model} is not divisible by heads {heads}")
+        self.heads, self.dropout = heads, dropout
+        self.q = nn.Linear(d_model, d_model)
+        self.kv = nn.Linear(d_model, 2 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:  # B x T x D -> B x H x T x D/H
+        b, t, d = x.shape
+        return x.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.kv(x).chunk(2, dim=-1)
+        return self.split(k), self.split(v)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+        y = F.scaled_dot_product_attention(self.split(self.q(x)), k, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0,
+                                           is_causal=causal)
+        b, _, t, _ = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, t, -1))
+
+
+def feed_forward(d_model: int, ff: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_model, ff), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(ff, d_model))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attn = Attention(d_model, heads, dropout)
+        self.ff = feed_forward(d_model, ff, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.drop(self.attn(h, *self.attn.keys_values(h), mask))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
+        super().__init__()
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model) for _ in range(3))
+        self.self_attn = Attention(d_model, heads, dropout)
+        self.cross_attn = Attention(d_model, heads, dropout)
+        self.ff = feed_forward(d_model, ff, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, y: torch.Tensor, memory_kv: tuple[torch.Tensor, torch.Tensor],
+                src_mask: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        h = self.norm1(y)
+        k, v = self.self_attn.keys_values(h)
+        if cache is not None:  # incremental: this step's keys/values join the cached prefix
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+            cache["k"], cache["v"] = k, v
+        # A single new position may attend to the whole cached prefix: no mask needed then.
+        y = y + self.drop(self.self_attn(h, k, v, causal=cache is None and y.shape[1] > 1))
+        y = y + self.drop(self.cross_attn(self.norm2(y), *memory_kv, src_mask))
+        return y + self.drop(self.ff(self.norm3(y)))
+
+
+@dataclass
+class DecoderState:
+    """What incremental decoding keeps between steps, per sequence in the batch."""
+
+    memory: torch.Tensor  # encoder output, B x S x D (kept for uncached decoding)
+    src_mask: torch.Tensor  # B x 1 x 1 x S, True where the source is a real token
+    memory_kv: list[tuple[torch.Tensor, torch.Tensor]]  # per decoder layer
+    self_kv: list[dict] = field(default_factory=list)  # per decoder layer: growing k, v
+    step: int = 0
+
+    def select(self, index: torch.Tensor) -> DecoderState:
+        """Keep (and reorder, for beam search) the sequences in `index`."""
+        return DecoderState(self.memory[index], self.src_mask[index],
+                            [(k[index], v[index]) for k, v in self.memory_kv],
+                            [{n: t[index] for n, t in c.items()} for c in self.self_kv],
+                            self.step)
+
+
+def sinusoids(length: int, d_model: int) -> torch.Tensor:
+    pos = torch.arange(length).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10_000.0) / d_model))
+    table = torch.zeros(length, d_model)
+    table[:, 0::2], table[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    return table
+
+
+class Seq2SeqTransformer(nn.Module):
+    """Token ids in (B x S source, B x T target prefix), next-token logits out."""
+
+    def __init__(self, vocab: int, d_model: int = 256, heads: int = 4, encoder_layers: int = 3,
+                 decoder_layers: int = 3, ff: int = 1024, dropout: float = 0.1,
+                 max_len: int = 256):
+        super().__init__()
+        self.max_len, self.scale = max_len, math.sqrt(d_model)
+        self.embed = nn.Embedding(vocab, d_model, padding_idx=PAD_ID)
+        nn.init.normal_(self.embed.weight, std=d_model ** -0.5)
+        self.register_buffer("positions", sinusoids(max_len, d_model), persistent=False)
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(d_model, heads, ff, dropout)
+                                     for _ in range(encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(d_model, heads, ff, dropout)
+                                     for _ in range(decoder_layers))
+        self.encoder_norm, self.decoder_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+
+    def embed_at(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        pos = self.positions[offset:offset + ids.shape[1]]
+        return self.drop(self.embed(ids) * self.scale + pos)
+
+    def encode(self, src: torch.Tensor) -> DecoderState:
+        mask = (src != PAD_ID)[:, None, None, :]
+        x = self.embed_at(src)
+        for layer in self.encoder:
+            x = layer(x, mask)
+        memory = self.encoder_norm(x)
+        return DecoderState(memory, mask, [layer.cross_attn.keys_values(memory)
+                                           for layer in self.decoder])
+
+    def decode(self, tgt: torch.Tensor, state: DecoderState, cache: bool = False) -> torch.Tensor:
+        """Logits for every position of `tgt`; with `cache`, `tgt` is only the newest token(s)."""
+        y = self.embed_at(tgt, state.step if cache else 0)
+        if cache and not state.self_kv:
+            state.self_kv = [{} for _ in self.decoder]
+        for i, layer in enumerate(self.decoder):
+            y = layer(y, state.memory_kv[i], state.src_mask,
+                      state.self_kv[i] if cache else None)
+        if cache:
+            state.step += tgt.shape[1]
+        return F.linear(self.decoder_norm(y), self.embed.weight)  # tied output layer
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        return self.decode(tgt_in, self.encode(src))
