@@ -129,6 +129,10 @@ class LimitBody:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            # A modest overshoot is read and dropped first: closing on a client that is still
+            # sending makes it see a broken pipe or reset instead of the 413 and its message.
+            if int(length) <= 8 * self.max_bytes:
+                await _drain(receive)
             return await self.too_large(send)
         seen = 0
 
@@ -148,6 +152,13 @@ class LimitBody:
 
 class _TooLarge(Exception):
     pass
+
+
+async def _drain(receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def error(status: int, message: str) -> JSONResponse:
