@@ -133,6 +133,19 @@ def test_time_limit(blobs, tmp_path):
     assert math.isfinite(results["test/accuracy"])
 
 
+def test_schedule_by_time_anneals_when_the_time_runs_out(blobs, tmp_path):
+    """A plan of far more steps than fit the time: stepping by the clock, the LR still reaches
+    the end of its schedule; stepping by steps, it would still be near its peak."""
+    cfg = blobs_config(max_steps=10**6, time_limit=1.0, schedule_by_time=True, log_every=1,
+                       schedule="cosine", warmup=0.0)
+    results = fit(blobs, cfg, tmp_path / "r", quiet=True)
+    assert results["stopped"].startswith("time limit") and results["steps"] < 10**6
+    lrs = [r["value"] for r in read_metrics(tmp_path / "r/metrics.csv")
+           if r["metric"] == "train/lr"]
+    assert lrs[0] > 0.99 * cfg.train.lr and lrs[-1] < 0.05 * cfg.train.lr
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))  # cosine decay, monotone
+
+
 def test_seeded_runs_are_identical(tmp_path):
     a = fit(BlobsTask(), blobs_config(), tmp_path / "a", quiet=True)
     b = fit(BlobsTask(), blobs_config(), tmp_path / "b", quiet=True)

@@ -1,6 +1,8 @@
 """`e2e export`: ONNX and TorchScript files that compute what the PyTorch model computes
 (checked by onnxruntime on random and real inputs, max abs difference <= 1e-4), and
-`e2e predict --backend onnx` giving the PyTorch answers from the exported file alone."""
+`e2e predict --backend onnx` giving the PyTorch answers from the exported file alone:
+a vision classifier, the driving policy, the speech encoder, and the text encoder plus
+its decoder step (greedy decoding with onnxruntime, token for token as PyTorch's)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ import onnx
 import pytest
 import torch
 from PIL import Image
+from test_text import TINY, write_copy_tsv
 
 import e2e
 from e2e.cli import main
 from e2e.errors import E2EError
-from e2e.export import FORMAT, ExportedPredictor, export_run
+from e2e.export import FORMAT, ExportedPredictor, export_run, init_run
 
 
 @pytest.fixture(scope="module")
@@ -81,29 +84,13 @@ def test_missing_or_old_exports_are_refused(run, exported, tmp_path, capsys):
         ExportedPredictor(old)
 
 
-def untrained_run(task_name: str, info: dict, out: Path) -> Path:
-    """A run directory holding a freshly initialised model: export needs no trained one."""
-    from e2e.config import default_config
-    from e2e.engine.checkpoint import save_checkpoint
-    from e2e.tasks import get_task
-
-    cfg, task = default_config(task_name), get_task(task_name)
-    (out / "checkpoints").mkdir(parents=True)
-    cfg.save(out / "config.yaml")
-    task.setup(cfg, info)
-    model = task.build_model(cfg, info)
-    save_checkpoint({"model": model.state_dict(), "info": info, "task": task_name},
-                    out / "checkpoints/best.pt")
-    return out
-
-
 @pytest.mark.parametrize("task_name", [
     "driving", pytest.param("speech", marks=pytest.mark.slow)])  # speech: the dynamo exporter
 def test_other_applications_export_and_predict(task_name, tmp_path):
     from e2e.data.audio import VOCAB
 
     info = {"driving": {"frame_shape": [96, 96, 3]}, "speech": {"vocab": list(VOCAB)}}
-    run = untrained_run(task_name, info[task_name], tmp_path / task_name)
+    run = init_run(task_name, info[task_name], tmp_path / task_name)
     manifest = export_run(run, ["onnx"], quiet=True)
     (graph,) = manifest["graphs"].values()
     assert graph["onnx"]["checks"] and all(c["max_abs_diff"] <= 1e-4
@@ -117,3 +104,56 @@ def test_other_applications_export_and_predict(task_name, tmp_path):
         wave = 0.1 * torch.randn(16000, generator=torch.Generator().manual_seed(0))
         assert torch_model.predict([wave], beam=False)[0]["text"] == \
             onnx_model.predict([wave], beam=False)[0]["text"]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    """A tiny copy-task run (learns in seconds), so that greedy outputs are real sentences."""
+    root = tmp_path_factory.mktemp("text-export")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is faster
+    try:
+        e2e.train("text", data=str(write_copy_tsv(root / "copy.tsv")), out=root / "run",
+                  overrides=TINY, quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    return root / "run"
+
+
+def test_text_encoder_and_decoder_step_decode_like_pytorch(text_run, tmp_path, capsys):
+    from e2e.tasks.text import pad
+    from e2e.text.decode import generate
+
+    manifest = export_run(text_run, ["onnx", "torchscript"], quiet=True)
+    graphs = manifest["graphs"]
+    assert graphs["encoder"]["inputs"] == {"src": {"dtype": "int64",
+                                                   "shape": ["batch", "source"]}}
+    assert graphs["decoder_step"]["inputs"]["tokens"]["shape"] == ["batch", "prefix"]
+    assert graphs["decoder_step"]["outputs"] == ["logits"]
+    for graph in graphs.values():
+        for fmt in ("onnx", "torchscript"):
+            checks = graph[fmt]["checks"]
+            assert [c["inputs"] for c in checks] == ["random", "random", "real"]
+            assert all(c["max_abs_diff"] <= 1e-4 for c in checks), checks
+
+    # Real test sources, greedy, fp32: the same token ids from every backend.
+    torch_model = e2e.load(text_run)
+    test = torch_model.task.build_data(torch_model.cfg).test
+    src = pad(test.src[:8])
+    reference = generate(torch_model.model, src, beam=1)
+    assert sum(map(len, reference)) > 2 * len(reference)  # real outputs were compared
+    texts = test.sources[:8] + ["", "moon moon fish"]
+    for backend in ("onnx", "torchscript"):
+        exported = ExportedPredictor(text_run, backend)
+        assert generate(exported.model, src, beam=1) == reference, backend
+        assert exported.predict(texts, beam=1) == torch_model.predict(texts, beam=1), backend
+
+    # The CLI, with the run's own beam search, from a file of lines
+    lines = tmp_path / "in.txt"
+    lines.write_text("\n".join(texts) + "\n")
+    outputs = {}
+    for backend in ("torch", "onnx"):
+        assert main(["predict", str(text_run), str(lines), "--backend", backend]) == 0
+        outputs[backend] = capsys.readouterr().out
+    assert outputs["onnx"] == outputs["torch"]
+    assert outputs["onnx"].splitlines() == torch_model.predict(texts)

@@ -8,6 +8,7 @@ keep answering after refusing bad uploads (413 / 415 / 400).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -53,12 +54,13 @@ def digit_png(run) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def server(run):
+@contextlib.contextmanager
+def serving(*runs: Path, backend: str = "torch"):
+    """`e2e serve RUN...` in its own process; yields its URL once /healthz answers."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "e2e", "serve", str(run), "--port",
-                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "e2e", "serve", *map(str, runs), "--port",
+                             str(port), "--backend", backend], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while True:
@@ -70,9 +72,40 @@ def server(run):
                 proc.kill()
                 raise AssertionError(f"server did not start:\n{proc.stdout.read()}") from None
             time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(run):
+    with serving(run) as url:
+        yield url
+
+
+needs_chromium = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian chromium "
+                                    "and chromium-driver (bash setup.sh installs them)")
+
+
+@contextlib.contextmanager
+def chromium(profile: Path):
+    """Debian's headless chromium, driven by Selenium through Debian's chromedriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-extensions",
+                 "--no-first-run", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 def post(url: str, fields: dict[str, tuple[str, bytes, str]]) -> tuple[int, dict]:
@@ -117,24 +150,14 @@ def test_http_answers_refuses_bad_uploads_and_keeps_serving(run, server, digit_p
     assert status == 200 and body["answer"]["top"][0]["label"] == expected_top(run, digit_png)
 
 
-@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian chromium and "
-                    "chromium-driver (bash setup.sh installs them)")
+@needs_chromium
 def test_browser_uploads_and_draws(run, server, digit_png, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-extensions",
-                 "--no-first-run", f"--user-data-dir={tmp_path / 'chrome'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    try:
+    with chromium(tmp_path / "chrome") as driver:
         wait = WebDriverWait(driver, 30)
         driver.get(server + "/")
         driver.find_element(By.LINK_TEXT, run.name).click()
@@ -164,8 +187,6 @@ def test_browser_uploads_and_draws(run, server, digit_png, tmp_path):
         driver.find_element(By.ID, "predict").click()
         bars = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#answer .bar")))
         assert bars.find_element(By.CSS_SELECTOR, ".label").text in [str(i) for i in range(10)]
-    finally:
-        driver.quit()
 
 
 def e2e_cli(capsys, *args: str) -> tuple[int, str]:

@@ -9,7 +9,7 @@
     e2e inspect RUN
     e2e export RUN [--format onnx torchscript]; e2e predict RUN INPUT... --backend onnx
     e2e serve RUN... [--port 8000]    # a demo page per run, on 127.0.0.1
-    e2e compare vision [--quick]      # end to end vs stepwise, report in a run directory
+    e2e compare APP [--quick]         # end to end vs stepwise (vision, speech, text, driving)
     e2e config vision                 # the default config, as YAML to edit
 """
 
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
 
     p = sub.add_parser("compare", help="end to end vs stepwise on the same split, with a report")
-    p.add_argument("apps", nargs="+", metavar="APP", help="vision, or all")
+    p.add_argument("apps", nargs="+", metavar="APP", help="vision, speech, text, driving, or all")
     p.add_argument("--data", help="dataset name or folder (sets data.source)")
     p.add_argument("--out", help="report directory (default runs/compare-APP-TIMESTAMP)")
     p.add_argument("--quick", action="store_true", help="a small version that takes minutes")
@@ -184,6 +184,8 @@ def cmd_predict(args) -> int:
         from e2e.text.io import read_text_lines
 
         return print_text(model, [x for p in args.inputs for x in read_text_lines(p)], None)
+    if model.cfg.task == "driving":  # controls, not class labels
+        return driving_cli.print_predictions(model, args.inputs, args.json)
     answers = model.predict(args.inputs, top_k=args.top_k)
     if args.json:
         print(json.dumps([{"input": i, "top": [{"label": label, "p": p} for label, p in a]}

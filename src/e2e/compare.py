@@ -5,13 +5,15 @@ and again on nested subsets of the training data (the data curve), so the report
 where each side wins: quality, training time, inference time per example, and size
 (parameters or features). The report (Markdown + PNG) goes into a run directory.
 
-Applications register a comparison function in COMPARISONS; one whose data is not
+Each application's comparison lives beside its stepwise counterparts
+(`e2e.stepwise.<app>.compare_<app>`) and is registered in COMPARISONS; one whose data is not
 installed is skipped with its install command, the rest still run.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,11 +45,31 @@ class Row:
     """One trained system evaluated on the test split."""
 
     side: str  # "end to end" or "stepwise: ..."
-    train_examples: int
+    train_examples: int  # 0 for a system that learns nothing (rules, a fixed pipeline)
     quality: float
     train_seconds: float
     infer_ms: float  # per example
     size: str  # parameters or features
+
+
+@dataclass
+class Metric:
+    """What `Row.quality` measures for an application, and which way is better."""
+
+    name: str = "test accuracy"
+    higher_is_better: bool = True
+
+    def best(self, rows: list[Row]) -> Row:
+        return (max if self.higher_is_better else min)(rows, key=lambda r: r.quality)
+
+
+@dataclass
+class Comparison:
+    """What an application's comparison returns."""
+
+    rows: list[Row]
+    notes: str  # Markdown: the data, the split, what each side is
+    metric: Metric = field(default_factory=Metric)
 
 
 def nested_sizes(n: int, fractions: tuple[float, ...], minimum: int = 20) -> list[int]:
@@ -56,7 +78,7 @@ def nested_sizes(n: int, fractions: tuple[float, ...], minimum: int = 20) -> lis
     return sorted({max(minimum, min(n, round(f * n))) for f in fractions})
 
 
-def compare_vision(opts: CompareOptions, bar: tqdm) -> tuple[list[Row], str]:
+def compare_vision(opts: CompareOptions, bar: tqdm) -> Comparison:
     from e2e.stepwise.hog import HogConfig, fit_hog_classifier, hog_accuracy
     from e2e.stepwise.layerwise import train_layerwise
     from e2e.tasks.vision import VisionTask
@@ -103,13 +125,29 @@ def compare_vision(opts: CompareOptions, bar: tqdm) -> tuple[list[Row], str]:
              f"examples; quality = test accuracy. Both CNN rows train for {cfg.train.epochs} "
              f"epochs in total (layer-wise: split evenly over {len(lw['stages'])} stages; "
              f"test accuracy {stages}).")
-    return rows, notes
+    return Comparison(rows, notes)
 
 
-COMPARISONS: dict[str, Callable[[CompareOptions, tqdm], tuple[list[Row], str]]] = {
-    "vision": compare_vision,
+def vision_jobs(opts: CompareOptions) -> int:
+    return 2 * len(opts.fractions) + 1
+
+
+def _lazy(app: str, name: str) -> Callable:
+    """A function of `e2e.stepwise.<app>`, imported when called: each application's
+    dependencies (librosa, gymnasium, apertium) load only when it is compared."""
+    def call(*args):
+        return getattr(importlib.import_module(f"e2e.stepwise.{app}"), name)(*args)
+    return call
+
+
+# app -> (comparison, number of progress-bar steps it takes for the given options)
+COMPARISONS: dict[str, tuple[Callable[[CompareOptions, tqdm], Comparison],
+                             Callable[[CompareOptions], int]]] = {
+    "vision": (compare_vision, vision_jobs),
+    "speech": (_lazy("speech", "compare_speech"), _lazy("speech", "jobs")),
+    "text": (_lazy("text", "compare_text"), _lazy("text", "jobs")),
+    "driving": (_lazy("driving", "compare_driving"), _lazy("driving", "jobs")),
 }
-JOBS = {"vision": lambda o: 2 * len(o.fractions) + 1}
 
 
 def compare(apps: list[str], opts: CompareOptions) -> Path:
@@ -124,54 +162,67 @@ def compare(apps: list[str], opts: CompareOptions) -> Path:
     sections = [f"# End to end vs stepwise\n\nCommand: `e2e compare {' '.join(apps)}"
                 + (f" --data {opts.data}" if opts.data else "")
                 + (" --quick" if opts.quick else "") + "`\n"]
-    bar = tqdm(total=sum(JOBS[a](opts) for a in apps), unit="run", dynamic_ncols=True)
+    bar = tqdm(total=sum(COMPARISONS[a][1](opts) for a in apps), unit="run",
+               dynamic_ncols=True)
     for app in apps:
         try:
-            rows, notes = COMPARISONS[app](opts, bar)
+            result = COMPARISONS[app][0](opts, bar)
         except DatasetMissing as e:
             sections.append(f"## {app}\n\nSkipped: {e}\n")
             bar.write(f"{app}: skipped: {e}")
             continue
         plot = opts.out / f"{app}_data_curve.png"
-        data_curve_png(rows, plot, app)
-        sections.append(section(app, rows, notes, plot.name))
+        data_curve_png(result, plot, app)
+        sections.append(section(app, result, plot.name))
     bar.close()
     report = opts.out / "report.md"
     report.write_text("\n".join(sections))
     return report
 
 
-def section(app: str, rows: list[Row], notes: str, plot: str) -> str:
-    lines = [f"## {app}", "", notes, "",
-             "| system | training examples | test quality | training time | "
-             "inference / example | size |", "| --- | --- | --- | --- | --- | --- |"]
+def section(app: str, result: Comparison, plot: str) -> str:
+    rows, metric = result.rows, result.metric
+    direction = "higher" if metric.higher_is_better else "lower"
+    lines = [f"## {app}", "", result.notes, "",
+             f"| system | training examples | {metric.name} ({direction} is better) | "
+             "training time | inference / example | size |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         infer = "-" if r.infer_ms != r.infer_ms else f"{r.infer_ms:.3f} ms"
-        lines.append(f"| {r.side} | {r.train_examples:,} | {r.quality:.4f} | "
+        examples = f"{r.train_examples:,}" if r.train_examples else "none (no learning)"
+        lines.append(f"| {r.side} | {examples} | {r.quality:.4f} | "
                      f"{r.train_seconds:.1f} s | {infer} | {r.size} |")
+    # Systems that learn nothing compete at every training-set size.
+    fixed = [r for r in rows if r.train_examples == 0]
     largest = max(r.train_examples for r in rows)
-    best = max((r for r in rows if r.train_examples == largest), key=lambda r: r.quality)
+    best = metric.best([r for r in rows if r.train_examples == largest] + fixed)
     lines += ["", f"With all {largest:,} training examples the best is **{best.side}** "
               f"({best.quality:.4f}).", ""]
     wins = []
-    for n in sorted({r.train_examples for r in rows}):
-        at_n = [r for r in rows if r.train_examples == n]
+    for n in sorted({r.train_examples for r in rows} - {0}):
+        at_n = [r for r in rows if r.train_examples == n] + fixed
         if len(at_n) > 1:
-            top = max(at_n, key=lambda r: r.quality)
-            wins.append(f"{n:,}: {top.side}")
+            wins.append(f"{n:,}: {metric.best(at_n).side}")
     lines += ["Winner by training-set size: " + "; ".join(wins) + ".", "",
               f"![data curve]({plot})", ""]
     return "\n".join(lines)
 
 
-def data_curve_png(rows: list[Row], path: Path, app: str) -> None:
+def data_curve_png(result: Comparison, path: Path, app: str) -> None:
+    rows = result.rows
     fig, ax = plt.subplots(figsize=(6, 4))
-    for side in dict.fromkeys(r.side for r in rows):
+    for side in dict.fromkeys(r.side for r in rows if r.train_examples):
         points = sorted((r.train_examples, r.quality) for r in rows if r.side == side)
         ax.plot(*zip(*points), marker="o", label=side)
+    for r in rows:  # a system that learns nothing is a horizontal line
+        if not r.train_examples:
+            ax.axhline(r.quality, linestyle="--", color="gray")
+            ax.annotate(r.side, (0.01, r.quality), xycoords=("axes fraction", "data"),
+                        fontsize=8, va="bottom")
     ax.set_xscale("log")
     ax.set_xlabel("training examples")
-    ax.set_ylabel("test quality")
+    direction = "higher" if result.metric.higher_is_better else "lower"
+    ax.set_ylabel(f"{result.metric.name} ({direction} is better)")
     ax.set_title(f"{app}: end to end vs stepwise")
     ax.grid(alpha=0.3)
     ax.legend()

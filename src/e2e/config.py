@@ -46,6 +46,9 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader workers for file-backed datasets
     check_gradflow: bool = True  # fail if any parameter gets no gradient from the loss
     time_limit: float = 0.0  # seconds of training before stopping cleanly; 0 = none
+    # With a time_limit: the LR schedule follows whichever runs out first, steps or time, so it
+    # completes when the time does on a machine slower than planned (not bit-reproducible).
+    schedule_by_time: bool = False
 
 
 @dataclass

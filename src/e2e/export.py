@@ -205,6 +205,24 @@ def _to_numpy(inputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v.detach().cpu().numpy()) for k, v in inputs.items()}
 
 
+def init_run(task_name: str, info: dict, out: str | Path) -> Path:
+    """A run directory holding a freshly initialised model of the default config: export
+    and latency need a model of the right shape, not a trained one."""
+    from e2e.config import default_config
+    from e2e.engine.checkpoint import save_checkpoint
+    from e2e.tasks import get_task
+
+    out = Path(out)
+    cfg, task = default_config(task_name), get_task(task_name)
+    (out / "checkpoints").mkdir(parents=True)
+    cfg.save(out / "config.yaml")
+    task.setup(cfg, info)
+    model = task.build_model(cfg, info)
+    save_checkpoint({"model": model.state_dict(), "info": info, "task": task_name},
+                    out / "checkpoints/best.pt")
+    return out
+
+
 # ---- running an export ----
 
 class OnnxModule(nn.Module):

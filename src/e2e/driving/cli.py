@@ -117,3 +117,14 @@ def train_dagger(args, overrides: list[str], out: str) -> dict:
         print(f"round {row['round']}: test/score {row.get('test/score', float('nan')):.1f} "
               f"min {row.get('test/score_min', float('nan')):.1f}  ({row['run']})")
     return summary["rounds"][-1]
+
+
+def print_predictions(model, inputs: list[str], as_json: bool) -> int:
+    """`e2e predict DRIVING_RUN FRAME...`: steer, gas and brake for each frame file."""
+    answers = model.predict(inputs)
+    if as_json:
+        print(json.dumps([{"input": i, **a} for i, a in zip(inputs, answers)], indent=1))
+    else:
+        for path, a in zip(inputs, answers):
+            print(f"{path}: steer {a['steer']:+.3f}  gas {a['gas']:.3f}  brake {a['brake']:.3f}")
+    return 0

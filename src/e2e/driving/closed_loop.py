@@ -68,6 +68,8 @@ def run_episode(policy, seed: int, max_steps: int = MAX_STEPS, record: Path | No
     obs, _ = env.reset(seed=seed)
     if isinstance(policy, NetPolicy):
         policy.check_frame(obs)
+    if hasattr(policy, "reset"):  # a policy with state (e.g. a PD controller) starts afresh
+        policy.reset()
     expert = Expert(env)
     frames, labels, shown = [], [], []
     score, offtrack, last_tile, tiles, lap = 0.0, 0, 0, 0, False

@@ -29,8 +29,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     raise E2EError(f"train.optimizer must be adamw or sgd, got '{cfg.optimizer}'")
 
 
-def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
-    """Learning rate for optimizer step `step` (0-based) of `total`."""
+def lr_at(step: float, total: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step `step` (0-based) of `total`; a fractional step is a
+    point between two (a schedule that follows the clock, see `train.schedule_by_time`)."""
     warmup = int(cfg.warmup * total)
     progress = (step - warmup) / max(1, total - warmup)
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))

@@ -175,7 +175,13 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
     model.train()
     while state.step < total_steps:
         # ---- one optimizer step: grad_accum micro-batches, one loss, backward through all ----
-        lr = lr_at(state.step, total_steps, tc)
+        schedule_step: float = state.step
+        if tc.schedule_by_time and tc.time_limit > 0:
+            # A budget in seconds, not steps: where the machine runs slower than planned, the
+            # schedule still reaches its end (low LR, annealed weights) when the time runs out.
+            elapsed = time.time() - started
+            schedule_step = max(schedule_step, total_steps * elapsed / tc.time_limit)
+        lr = lr_at(schedule_step, total_steps, tc)
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = 0.0

@@ -4,6 +4,9 @@
                  (conv over samples,     (100 -> 50 frames    (conformer
                   square, smooth, log)    per second)          or BiGRU)
 
+`model.frontend=mfcc` swaps the learned filterbank for fixed librosa MFCCs at the same frame
+rate (e2e.speech.mfcc): the stepwise counterpart that `e2e compare speech` measures.
+
 The front end is a convolution over raw samples whose filters start random and are learned
 with everything else; squaring, local averaging and a log give it the dynamic range
 compression that a fixed mel filterbank would otherwise provide, without fixing which
@@ -24,6 +27,7 @@ from torch import nn
 @dataclass
 class SpeechModel:
     encoder: str = "conformer"  # conformer | gru
+    frontend: str = "learned"  # learned (end to end) | mfcc (fixed librosa MFCCs: stepwise)
     filters: int = 80  # learned front-end filters
     filter_ms: float = 8.0  # length of each learned filter
     dim: int = 144  # encoder width
@@ -120,8 +124,15 @@ class SpeechRecognizer(nn.Module):
 
     def __init__(self, vocab: int, m: SpeechModel):
         super().__init__()
-        self.front = LearnedFilterbank(m.filters, m.filter_ms)
-        self.subsample = nn.Conv1d(m.filters, m.dim, 5, stride=2, padding=2)
+        if m.frontend == "learned":
+            self.front, channels = LearnedFilterbank(m.filters, m.filter_ms), m.filters
+        elif m.frontend == "mfcc":
+            from e2e.speech.mfcc import MfccFrontend
+
+            self.front, channels = MfccFrontend(), MfccFrontend.channels
+        else:
+            raise ValueError(f"model.frontend must be learned or mfcc, got '{m.frontend}'")
+        self.subsample = nn.Conv1d(channels, m.dim, 5, stride=2, padding=2)
         self.encoder_kind = m.encoder
         if m.encoder == "conformer":
             self.blocks = nn.ModuleList(ConformerBlock(m.dim, m.heads, m.conv_kernel, m.dropout)

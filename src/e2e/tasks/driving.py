@@ -37,6 +37,7 @@ class DrivingData:
     source: str = "runs/driving-data"  # folder of recordings made by `e2e data driving`
     more: list[str] = field(default_factory=list)  # further recordings (DAgger adds rounds)
     offline_val_episodes: int = 1  # recorded episodes held out for the offline loss
+    episodes: int = 0  # train on the first N of the other recorded episodes (0 = all)
     val_seeds: str = "500-501"  # tracks driven at each evaluation to pick `best`
     test_seeds: str = "1000-1003"  # unseen tracks driven for the final test numbers
     max_steps: int = MAX_STEPS  # per closed-loop episode
@@ -158,7 +159,10 @@ class DrivingTask:
                           test, {"missing": str(missing)})
         n_val = max(0, min(d.offline_val_episodes, len(main) - 1))
         val_files = main[len(main) - n_val:] if n_val else []
-        train_files = main[: len(main) - n_val] + more
+        train_files = main[: len(main) - n_val]
+        if d.episodes:  # a prefix of one fixed order (sorted by seed): the data curve's subsets
+            train_files = train_files[: d.episodes]
+        train_files += more
         offline, shape = load_recordings(val_files or train_files[:1])
         val = DriveSplit(parse_seeds(d.val_seeds), d.max_steps, d.workers,
                          offline if val_files else None)
@@ -236,19 +240,22 @@ class DrivingTask:
                 metrics[f"track_score/{e.seed}"] = e.score
         return metrics
 
-    def predict(self, model: nn.Module, raw: Any, info: dict[str, Any]) -> list[dict]:
-        """Frames (H x W x 3 uint8 arrays, or image files) -> [{steer, gas, brake}, ...]."""
-        from PIL import Image
+    def predict(self, model: nn.Module, raw: Any, info: dict[str, Any],
+                **_options) -> list[dict]:
+        """Frames (H x W x 3 uint8 arrays, or PNG/JPEG/.npy files) -> [{steer, gas, brake}, ...].
 
+        Options meant for classifiers (`e2e predict --top-k`) do not apply and are ignored."""
         items = raw if isinstance(raw, (list, tuple)) or (
             isinstance(raw, np.ndarray) and raw.ndim == 4) else [raw]
-        frames = [np.asarray(Image.open(i).convert("RGB")) if isinstance(i, (str, Path))
-                  else np.asarray(i) for i in items]
         want = tuple(info["frame_shape"])
-        for i, f in enumerate(frames):
+        frames = []
+        for i, item in enumerate(items):
+            name = str(item) if isinstance(item, (str, Path)) else f"input {i}"
+            f = read_frame(item) if isinstance(item, (str, Path)) else np.asarray(item)
             if f.shape != want:
-                raise E2EError(f"input {i} is a {f.shape} frame; this model was trained on "
-                               f"{want} frames")
+                raise E2EError(f"{name} is a {f.shape} frame; this model was trained on {want} "
+                               f"frames (H x W x RGB, as CarRacing renders them, HUD included)")
+            frames.append(f.astype(np.uint8))
         x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
         out = model(x.to(next(model.parameters()).device)).float().cpu().numpy()
         return [{"steer": float(a[0]), "gas": float(a[1]), "brake": float(a[2])} for a in out]
@@ -300,3 +307,22 @@ class DrivingTask:
         from e2e.driving.dagger import run_dagger
 
         return run_dagger(cfg, out, rounds, quiet)
+
+
+def read_frame(path: str | Path) -> np.ndarray:
+    """A camera frame from an image file (PNG, JPEG, ...) or a .npy array, as H x W x 3."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            frame = np.load(path, allow_pickle=False)
+            if frame.dtype != np.uint8 and not (frame.min() >= 0 and frame.max() <= 255):
+                raise E2EError(f"{path}: pixel values must lie in 0..255, got "
+                               f"{frame.min()}..{frame.max()}")
+            return frame
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError, UnidentifiedImageError) as e:
+        raise E2EError(f"{path} is not a readable frame ({type(e).__name__}: {e}); give a "
+                       "PNG/JPEG image or a .npy array of a 96x96 RGB CarRacing frame") from None

@@ -1,7 +1,8 @@
 """Speech recognition end to end: raw 16 kHz waveform in, text out, one CTC loss.
 
 The model (e2e.speech.model) learns its own front end from samples; nothing outside the
-network turns audio into features. Data (`data.source`):
+network turns audio into features (`model.frontend=mfcc` is the stepwise exception: fixed
+librosa MFCCs feed the same encoder). Data (`data.source`):
   synth   the espeak-ng corpus (e2e.data.speech_synth), rendered on first use; training,
           validation and test voices are disjoint
   PATH    a manifest TSV (path<TAB>transcript), a folder of them, or LibriSpeech-style
@@ -168,6 +169,9 @@ class SpeechTask:
         m: SpeechModel = cfg.model
         if m.encoder not in ("conformer", "gru"):
             raise E2EError(f"model.encoder must be conformer or gru, got '{m.encoder}'")
+        if m.frontend not in ("learned", "mfcc"):
+            raise E2EError(f"model.frontend must be learned (the end-to-end filterbank) or mfcc "
+                           f"(fixed librosa MFCCs), got '{m.frontend}'")
         if m.encoder == "conformer" and m.dim % m.heads:
             raise E2EError(f"model.dim ({m.dim}) must be divisible by model.heads ({m.heads})")
         return SpeechRecognizer(len(info["vocab"]) + 1, m)
@@ -263,6 +267,11 @@ class SpeechTask:
     def export_specs(self, model: torch.nn.Module, info: dict[str, Any]) -> dict:
         """The network (waveform -> CTC logits); decoding (greedy, beam) stays in Python."""
         from e2e.export import ExportSpec
+
+        if self._cfg.model.frontend != "learned":
+            raise E2EError("a speech model with model.frontend=mfcc cannot be exported: its "
+                           "librosa MFCC front end runs in NumPy, outside the graph; export "
+                           "a run trained with the learned front end (the default)")
 
         def waves(g: torch.Generator | None, lengths: list[int]) -> dict[str, torch.Tensor]:
             x = 0.1 * torch.randn(len(lengths), max(lengths), generator=g)

@@ -5,7 +5,8 @@ training split itself (no per-language rules) and saved in every checkpoint, so 
 translates from its directory alone. One label-smoothed cross-entropy trains the
 embeddings, encoder and decoder together. Decoding is batched greedy or beam search
 with a key/value cache; scores are sacrebleu BLEU and chrF on detokenized text, and
-ROUGE-L.
+ROUGE-L. `e2e export` writes the encoder and a cache-free decoder step (e2e.text.export),
+which `e2e predict --backend onnx` decodes with through the same search code.
 
 Sources (`data.source`): bible-en-es (KJV -> Reina-Valera 1909, split by book),
 debian-descriptions (long package description -> one-line summary), or a TSV file of
@@ -215,7 +216,20 @@ class TextTask:
             out[i] = answer
         return out
 
-    # ---- demo page (e2e serve; ONNX export of the decoder step is not written yet) ----
+    # ---- export (e2e export / predict --backend onnx) and demo page (e2e serve) ----
+    def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:
+        """Two graphs: the encoder and a cache-free decoder step (see e2e.text.export)."""
+        from e2e.text.export import export_specs
+
+        return export_specs(model, info)
+
+    def from_exported(self, modules: dict[str, nn.Module], info: dict[str, Any]) -> nn.Module:
+        """The exported graphs as a model that `e2e.text.decode` searches with."""
+        from e2e.text.export import ExportedSeq2Seq
+
+        return ExportedSeq2Seq(modules["encoder"], modules["decoder_step"],
+                               self._cfg.model.max_len)
+
     demo_input = "text"  # the demo page: type text, read the translation or summary
 
     def demo_page(self, info: dict[str, Any]) -> dict:

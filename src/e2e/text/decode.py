@@ -2,7 +2,10 @@
 
 Both decode a whole batch at once and stop when every sequence has produced </s>.
 Without the cache every step re-runs the decoder over the full prefix (and re-projects
-the encoder's keys/values): the same numbers, quadratic work. Beam search keeps the
+the encoder's keys/values): the same numbers, quadratic work. That uncached step is
+`prefix_logits`, the graph that `e2e export` writes; an exported model (see
+`e2e.text.export.ExportedSeq2Seq`) decodes through these same functions, one
+onnxruntime call per step and no cache. Beam search keeps the
 raw log-probability to rank live hypotheses and picks the final one with the GNMT
 length penalty ((5 + length) / 6) ** alpha, so beam 1 is exactly greedy.
 """
@@ -22,15 +25,28 @@ def decode_limit(model: Seq2SeqTransformer, src: torch.Tensor, max_len: int | No
     return min(limit, model.max_len - 1)
 
 
+def prefix_logits(model: Seq2SeqTransformer, tokens: torch.Tensor,
+                  state: DecoderState) -> torch.Tensor:
+    """Next-token logits, B x V, recomputed from the whole prefix and the encoder output."""
+    state.memory_kv = [layer.cross_attn.keys_values(state.memory) for layer in model.decoder]
+    return model.decode(tokens, state)[:, -1]
+
+
+def exported(model) -> bool:
+    """An exported model (e2e.text.export.ExportedSeq2Seq): one step graph, no cache."""
+    return hasattr(model, "prefix_logits")
+
+
 def _step(model: Seq2SeqTransformer, tokens: torch.Tensor, state: DecoderState,
           cache: bool) -> torch.Tensor:
     """Log-probabilities of the next token, B x V."""
-    if cache:
-        logits = model.decode(tokens[:, -1:], state, cache=True)
+    if exported(model):
+        logits = model.prefix_logits(tokens, state)
+    elif cache:
+        logits = model.decode(tokens[:, -1:], state, cache=True)[:, -1]
     else:
-        state.memory_kv = [layer.cross_attn.keys_values(state.memory) for layer in model.decoder]
-        logits = model.decode(tokens, state)
-    return logits[:, -1].float().log_softmax(-1)
+        logits = prefix_logits(model, tokens, state)
+    return logits.float().log_softmax(-1)
 
 
 def strip(tokens: torch.Tensor) -> list[list[int]]:
@@ -94,6 +110,7 @@ def beam_search(model: Seq2SeqTransformer, src: torch.Tensor, beam: int = 4,
 def generate(model: Seq2SeqTransformer, src: torch.Tensor, beam: int = 1,
              length_penalty: float = 0.6, max_len: int | None = None,
              cache: bool = True) -> list[list[int]]:
+    cache = cache and not exported(model)  # an exported step re-reads the whole prefix
     if beam <= 1:
         return greedy(model, src, max_len, cache)
     return beam_search(model, src, beam, length_penalty, max_len, cache)

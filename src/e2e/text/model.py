@@ -84,7 +84,9 @@ class DecoderLayer(nn.Module):
                 k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
             cache["k"], cache["v"] = k, v
         # A single new position may attend to the whole cached prefix: no mask needed then.
-        y = y + self.drop(self.self_attn(h, k, v, causal=cache is None and y.shape[1] > 1))
+        # (Not `and length > 1`: causal is the same for one position, and a plain bool keeps
+        # the layer exportable to ONNX with a dynamic prefix length.)
+        y = y + self.drop(self.self_attn(h, k, v, causal=cache is None))
         y = y + self.drop(self.cross_attn(self.norm2(y), *memory_kv, src_mask))
         return y + self.drop(self.ff(self.norm3(y)))
 

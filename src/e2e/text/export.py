@@ -1,0 +1,101 @@
+"""The text model as two exportable graphs, and the exported pair assembled for decoding.
+
+    encoder       src (B x S ids, <pad>-padded)                     -> memory (B x S x D)
+    decoder_step  tokens (B x T prefix), memory, src_mask (B x S)   -> logits (B x V)
+
+The decoder step has no key/value cache: each call re-reads the whole target prefix and
+re-projects the encoder output, exactly `e2e.text.decode.prefix_logits` (PyTorch's own
+uncached step), so greedy and beam search are quadratic in the output length when run on
+the exported graphs. Batch, source and prefix lengths are all dynamic. The search loops
+themselves stay in Python (`e2e.text.decode`), shared by both backends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from e2e.text.decode import prefix_logits
+from e2e.text.model import DecoderState, Seq2SeqTransformer
+from e2e.text.tokenizer import EOS_ID, PAD_ID
+
+FIRST_ID = EOS_ID + 1  # random inputs draw ordinary tokens, after <pad>, <s>, </s>
+
+
+class EncoderGraph(nn.Module):
+    def __init__(self, model: Seq2SeqTransformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, src: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(src).memory
+
+
+class DecoderStepGraph(nn.Module):
+    def __init__(self, model: Seq2SeqTransformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, memory: torch.Tensor,
+                src_mask: torch.Tensor) -> torch.Tensor:
+        return prefix_logits(self.model, tokens, DecoderState(memory, src_mask[:, None, None, :],
+                                                              []))
+
+
+def random_ids(g: torch.Generator, vocab: int, lengths: list[int], first: int = FIRST_ID
+               ) -> torch.Tensor:
+    """Rows of random ids, <pad>-padded to the longest (every row keeps >= 1 real token)."""
+    ids = torch.randint(first, vocab, (len(lengths), max(lengths)), generator=g)
+    for row, n in zip(ids, lengths):
+        row[n:] = PAD_ID
+    return ids
+
+
+def export_specs(model: Seq2SeqTransformer, info: dict[str, Any]) -> dict:
+    from e2e.export import ExportSpec
+
+    vocab = info["vocab"]
+    encoder, step = EncoderGraph(model).eval(), DecoderStepGraph(model).eval()
+
+    def step_inputs(src: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():  # the memory PyTorch's encoder gives: what decoding feeds in
+            memory = encoder(src)
+        return {"tokens": tokens, "memory": memory, "src_mask": src != PAD_ID}
+
+    def random_step(g: torch.Generator) -> dict[str, torch.Tensor]:
+        src = random_ids(g, vocab, [9, 4, 7])
+        return step_inputs(src, random_ids(g, vocab, [5, 2, 4]))  # <pad> after a finished row
+
+    def real_step(batch: dict) -> dict[str, torch.Tensor]:
+        return step_inputs(batch["src"], batch["tgt"][:, :-1])  # teacher-forced prefixes
+
+    example_src = random_ids(torch.Generator().manual_seed(0), vocab, [6, 3])
+    example = step_inputs(example_src, torch.full((2, 3), FIRST_ID))
+    return {
+        "encoder": ExportSpec(
+            encoder, {"src": example_src}, ["memory"],
+            {"src": {0: "batch", 1: "source"}, "memory": {0: "batch", 1: "source"}},
+            random=lambda g: {"src": random_ids(g, vocab, [11, 2, 6])},
+            from_batch=lambda batch: {"src": batch["src"]}),
+        "decoder_step": ExportSpec(
+            step, example, ["logits"],
+            {"tokens": {0: "batch", 1: "prefix"}, "memory": {0: "batch", 1: "source"},
+             "src_mask": {0: "batch", 1: "source"}, "logits": {0: "batch"}},
+            random=random_step, from_batch=real_step),
+    }
+
+
+class ExportedSeq2Seq(nn.Module):
+    """The two exported graphs behind what `e2e.text.decode` needs from a model."""
+
+    def __init__(self, encoder: nn.Module, decoder_step: nn.Module, max_len: int):
+        super().__init__()
+        self.encoder, self.decoder_step, self.max_len = encoder, decoder_step, max_len
+
+    def encode(self, src: torch.Tensor) -> DecoderState:
+        return DecoderState(self.encoder(src), (src != PAD_ID)[:, None, None, :], [])
+
+    def prefix_logits(self, tokens: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        return self.decoder_step(tokens, state.memory, state.src_mask[:, 0, 0, :])
