@@ -223,18 +223,20 @@ def translation_notes(t: dict, v: dict) -> list[str]:
     """Whether the target (beat apertium) was met and, if not, what limited the run."""
     tr, ours, rule = t["results"], t["ours"], t["apertium"]
     if ours["test/bleu"] > rule["bleu"]:
-        return ["Target met: the Transformer beats apertium on BLEU."]
+        return [f"Target met: the Transformer beats apertium on BLEU ({ours['test/bleu']:.1f} "
+                f"vs {rule['bleu']:.1f}) and chrF ({ours['test/chrf']:.1f} vs "
+                f"{rule['chrf']:.1f}) after {tr['steps']} steps, {tr['epochs']:.1f} passes over "
+                f"the training verses. Validation BLEU by step: "
+                f"{val_curve(t['run'], 'val/bleu')}."]
     passes = (f", {tr['steps'] * 64 / v['train_pairs']:.1f} passes over the "
               f"{v['train_pairs']:,} training verses" if "train_pairs" in v
-              else f" ({tr['steps'] * 64:,} pairs: it stopped in pass {tr['epochs'] + 1} over "
+              else f" ({tr['steps'] * 64:,} pairs: {tr['epochs']:.1f} passes over "
                    "the training books)")
     return [f"**Target missed** (BLEU {ours['test/bleu']:.1f} vs {rule['bleu']:.1f}). What "
-            f"limits it is training time: the budget bought {tr['steps']} steps of 64 verse "
-            f"pairs{passes}, on a machine shared with other jobs. Validation BLEU was still "
-            f"rising when the time ran out ({val_curve(t['run'], 'val/bleu')}), with the "
-            "cosine schedule already near its end; small Transformers on ~30k sentence pairs "
-            "typically train for tens of passes. A 60-minute budget doubles the steps; "
-            "whether that is enough was not measured."]
+            f"limits it is training time: {tr['train_seconds'] / 60:.0f} minutes on one core "
+            f"bought {tr['steps']} steps of 64 verse pairs{passes}. Validation BLEU by step: "
+            f"{val_curve(t['run'], 'val/bleu')}; small Transformers on ~30k sentence pairs "
+            "typically train for tens of passes, which this CPU budget cannot buy."]
 
 
 def summary_notes(s: dict) -> list[str]:
@@ -243,12 +245,12 @@ def summary_notes(s: dict) -> list[str]:
     if ours["test/rougeL"] > lead["rougeL"]:
         return ["Target met: the Transformer beats the lead baseline on ROUGE-L."]
     return [f"**Target missed** (ROUGE-L {ours['test/rougeL']:.1f} vs "
-            f"{lead['rougeL']:.1f}). The budget bought {sr['steps']} steps of 64 pairs, less "
-            "than one pass over the training descriptions: the model has learned what a "
-            "Debian summary looks like (its outputs are fluent, generic ones such as \"GNU C++ "
-            "compiler (development files)\", see the run's report.md) but not yet to read "
-            f"the description. Validation ROUGE-L: {val_curve(s['run'], 'val/rougeL')}. What "
-            "it needs is more training than the 10-minute budget; how much was not measured."]
+            f"{lead['rougeL']:.1f}). The budget bought {sr['steps']} steps of 64 pairs (it "
+            f"made {sr['epochs']:.1f} passes over the training descriptions); its outputs "
+            "are in the run's report.md. Validation ROUGE-L: "
+            f"{val_curve(s['run'], 'val/rougeL')}. What "
+            f"it needs is more training than {sr['train_seconds'] / 60:.0f} minutes on one "
+            "core; how much was not measured."]
 
 
 def render(r: dict, command: str) -> str:

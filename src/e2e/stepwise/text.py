@@ -203,7 +203,7 @@ def notes(cfg: Config, opts: CompareOptions, n_train: int, n_test: int,
                    f"{best_fixed.quality:.2f} for {best_fixed.side[10:]}, which learns nothing. "
                    f"{trained} A Transformer of this size needs many passes over the data "
                    "before it translates or summarizes at all; a few minutes of CPU buy far "
-                   "less (bench/text.py trains for 10-30 minutes), so this shows the cost of "
+                   "less (bench/text.py trains for 15-35 minutes), so this shows the cost of "
                    "learning everything from raw text, not its limit.")
     table = ["| system | BLEU | chrF | ROUGE-L |", "| --- | --- | --- | --- |"]
     table += [f"| {name} | {s['bleu']:.2f} | {s['chrf']:.2f} | {s['rougeL']:.2f} |"
