@@ -163,8 +163,8 @@ def main() -> None:
     lines = [
         "## Speech: synthetic voices in training, held-out voices and a real human in test", "",
         f"Command: `{command}`", "",
-        f"Machine: {machine()}. Shared by several engineers: timings are wall clock under "
-        "whatever else was running.", "",
+        f"Machine: {machine()}. Timings are wall clock; the command holds the CPU lock that "
+        "the other benchmarks take, so nothing else of ours ran beside it.", "",
         f"Corpus: espeak-ng, {counts['train']} training utterances, {counts['val']} validation, "
         f"{args.n_test} test per kind; validation and test voices never occur in training "
         f"(rendered in {render_s:.0f} s, {counts['rendered']} new). Asterisk: 28 number "

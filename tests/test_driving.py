@@ -169,9 +169,9 @@ def test_dagger_round_adds_expert_labelled_states(recordings, tmp_path):
         proc.stdout
     frames, actions = read_episode(out / "visited" / "round-1" / "episode-000200.npz")
     assert len(frames) == summary["rounds"][1]["added_frames"] > 0
-    # round 1 started from round 0's weights and trained on the visited frames too
+    # round 1 retrained from scratch (the original DAgger) on the visited frames too
     import yaml
 
-    cfg = yaml.safe_load((out / "round-1" / "config.yaml").read_text())
-    assert cfg["model"]["init"].endswith("round-0")
+    cfg0, cfg = (yaml.safe_load((out / f"round-{r}" / "config.yaml").read_text()) for r in (0, 1))
+    assert not cfg["model"]["init"] and cfg["train"]["epochs"] == cfg0["train"]["epochs"]
     assert cfg["data"]["more"] == [str(out / "visited" / "round-1")]

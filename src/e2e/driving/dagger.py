@@ -4,7 +4,8 @@ A network trained on the expert's states drifts, at test time, into states the e
 never visited, and has no idea how to recover. DAgger lets the network drive, has the
 expert label every state the network visits, adds those frames to the training data and
 retrains. Round 0 is plain behavior cloning; each round trains through the one engine
-(`e2e.api.train`) on the aggregated recordings, and reports its closed-loop score.
+(`e2e.api.train`), from scratch, on the aggregated recordings (or fine-tunes the previous
+round's network with `data.dagger_finetune`), and reports its closed-loop score.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
                       f"{round_seeds[-1]} (score {rollout['score']:.1f}); "
                       f"{added} frames labelled by the expert")
             cfg.data.more = [*cfg.data.more, str(visited)]
-            # fine-tune the previous network on all the data rather than start again
-            cfg.model.init, cfg.train.epochs = str(out / f"round-{r - 1}"), d.dagger_epochs
+            if d.dagger_finetune:  # start from the previous network instead of from scratch
+                cfg.model.init, cfg.train.epochs = str(out / f"round-{r - 1}"), d.dagger_epochs
         results = api.train(config=copy.deepcopy(cfg), out=run, quiet=quiet)
         row = {"round": r, "run": str(run), "added_frames": added,
                **{k: v for k, v in results.items() if k.count("/") == 1},

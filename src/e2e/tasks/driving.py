@@ -47,7 +47,11 @@ class DrivingData:
     brightness: float = 0.25  # augmentation: scale pixel values by 1 +- this
     dagger_seeds: str = "200-499"  # tracks DAgger rolls out on (disjoint from the others)
     dagger_episodes: int = 6  # rollouts per DAgger round
-    dagger_epochs: int = 2  # each DAgger round fine-tunes the previous round's network
+    # Each DAgger round retrains from scratch on all data so far (as in the original
+    # algorithm); with dagger_finetune it fine-tunes the previous round's network instead,
+    # for dagger_epochs (cheaper; on CarRacing it drove worse: see bench/RESULTS.md).
+    dagger_finetune: bool = False
+    dagger_epochs: int = 2
 
 
 @dataclass
