@@ -92,7 +92,7 @@ def main() -> None:
             "## Driving (CarRacing-v3, camera frames -> steer, gas, brake)", "",
             f"Command: `{cmd}` (defaults: --rounds {args.rounds} --epochs {args.epochs} "
             f"--budget-minutes {args.budget_minutes:g} --test-seeds {args.test_seeds}). "
-            f"Machine: {machine()}; shared with other jobs.", "",
+            f"Machine: {machine()}; run under the CPU lock, alone.", "",
             f"Closed-loop driving on {len(test_seeds)} unseen tracks (seeds {args.test_seeds}); "
             "score = the simulator's reward (+1000/N per tile, -0.1 per step), episodes of at "
             "most 1000 steps, the first 50 of which (camera zoom-in) the car waits. Training "
