@@ -9,7 +9,6 @@ import shutil
 
 import pytest
 import soundfile as sf
-import torch
 from test_serve import chromium, needs_chromium, serving
 from test_text import TINY, write_copy_tsv
 
@@ -18,14 +17,7 @@ from e2e.data.audio import read_manifest
 from e2e.data.speech_synth import build_corpus
 from e2e.export import export_run
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is faster, above all on a busy shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def ask(driver, url: str, name: str, fill) -> tuple[str, str]:

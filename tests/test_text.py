@@ -26,13 +26,7 @@ TINY = ["data.vocab_size=320", "model.d_model=64", "model.ff=128", "model.heads=
         "data.val_percent=5", "data.test_percent=5"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is faster, above all on a busy shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_copy_tsv(path, n=600, seed=0):
