@@ -175,3 +175,14 @@ def test_dagger_round_adds_expert_labelled_states(recordings, tmp_path):
     cfg0, cfg = (yaml.safe_load((out / f"round-{r}" / "config.yaml").read_text()) for r in (0, 1))
     assert not cfg["model"]["init"] and cfg["train"]["epochs"] == cfg0["train"]["epochs"]
     assert cfg["data"]["more"] == [str(out / "visited" / "round-1")]
+
+
+def test_drawn_controls_show_a_left_turn_left_of_centre():
+    from e2e.driving.closed_loop import draw_controls
+
+    frame = np.zeros((96, 96, 3), np.uint8)
+    for steer, side in ((-1.0, -20), (1.0, 20)):
+        img = draw_controls(frame, np.array([steer, 0.5, 0.0]))
+        y, mid = 96 * 3 + 8, 96 * 3 // 2
+        assert tuple(img[y, mid + side]) == (80, 160, 255)  # the steering bar
+        assert tuple(img[y, mid - side]) != (80, 160, 255)

@@ -144,7 +144,7 @@ class DrivingTask:
         self.last_episodes: list = []
 
     def default_train(self) -> TrainConfig:
-        return TrainConfig(epochs=6, batch_size=128, lr=2e-3, weight_decay=1e-4,
+        return TrainConfig(epochs=6, batch_size=128, lr=5e-4, weight_decay=1e-4,
                            monitor="val/score", mode="max", clip_grad=1.0)
 
     def setup(self, cfg: Config, info: dict[str, Any]) -> None:
