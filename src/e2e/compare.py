@@ -12,7 +12,6 @@ installed is skipped with its install command, the rest still run.
 
 from __future__ import annotations
 
-import copy
 import importlib
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ import matplotlib.pyplot as plt
 from tqdm import tqdm
 
 from e2e import api
-from e2e.config import Config, apply_override, load_config
+from e2e.config import load_config, with_overrides
 from e2e.engine.batching import TensorData
 from e2e.errors import DatasetMissing, E2EError
 
@@ -100,7 +99,7 @@ def compare_vision(opts: CompareOptions, bar: tqdm) -> Comparison:
     for n in sizes:
         bar.set_description(f"vision: end to end on {n} examples")
         out = opts.out / "vision" / f"e2e-{n}"
-        r = api.train(config=_with(cfg, f"data.limit={n}"), out=out, quiet=True)
+        r = api.train(config=with_overrides(cfg, f"data.limit={n}"), out=out, quiet=True)
         model = api.load(out)
         started = time.time()
         model.evaluate("test")
@@ -230,9 +229,3 @@ def data_curve_png(result: Comparison, path: Path, app: str) -> None:
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
-
-def _with(cfg: Config, *overrides: str) -> Config:
-    cfg = copy.deepcopy(cfg)
-    for item in overrides:
-        apply_override(cfg, item)
-    return cfg

@@ -7,6 +7,7 @@ type-checked; an unknown key or a wrong type is an E2EError that lists the valid
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -126,6 +127,14 @@ def apply_override(cfg: Config, item: str) -> None:
     if value is None and text.strip() not in ("null", "~", "none", "None"):
         value = text
     _assign(cfg, section, name, value, source="--set")
+
+
+def with_overrides(cfg: Config, *overrides: str) -> Config:
+    """A copy of `cfg` with `section.key=value` overrides applied; `cfg` is left as it was."""
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        apply_override(cfg, item)
+    return cfg
 
 
 def valid_keys(cfg: Config) -> str:

@@ -17,8 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from e2e import api
-from e2e.compare import CompareOptions, Comparison, Metric, Row, _with, nested_sizes
-from e2e.config import Config, load_config
+from e2e.compare import CompareOptions, Comparison, Metric, Row, nested_sizes
+from e2e.config import Config, load_config, with_overrides
 from e2e.data.driving_records import read_episode, recording_files
 from e2e.driving.closed_loop import NetPolicy, drive, summarize
 from e2e.driving.sim import make_env, parse_seeds
@@ -74,7 +74,7 @@ def compare_driving(opts: CompareOptions, bar: tqdm,
         bar.set_description(f"driving: the expert records {n} training tracks")
         record(source, list(range(n)), d.workers, d.max_steps, quiet=True)
         bar.update()
-    cfg = _with(cfg, f"data.source={source}")
+    cfg = with_overrides(cfg, f"data.source={source}")
     files = recording_files([source])
     held_out = max(0, min(d.offline_val_episodes, len(files) - 1))
     train_files = files[: len(files) - held_out]
@@ -87,7 +87,7 @@ def compare_driving(opts: CompareOptions, bar: tqdm,
         n_frames = sum(frames_per_episode[:k])
         bar.set_description(f"driving: end to end on {k} episodes ({n_frames} frames)")
         out = root / f"e2e-{k}-episodes"
-        r = api.train(config=_with(cfg, f"data.episodes={k}"), out=out, quiet=True)
+        r = api.train(config=with_overrides(cfg, f"data.episodes={k}"), out=out, quiet=True)
         model = api.load(out)
         infer = _ms_per_frame(NetPolicy(model.model, model.info), sample)
         side = "end to end (PilotNet, behavior cloning)"

@@ -27,8 +27,8 @@ import torch
 from tqdm import tqdm
 
 from e2e import api
-from e2e.compare import CompareOptions, Comparison, Metric, Row, _with, nested_sizes
-from e2e.config import Config, load_config
+from e2e.compare import CompareOptions, Comparison, Metric, Row, nested_sizes
+from e2e.config import Config, load_config, with_overrides
 from e2e.data import asterisk
 from e2e.data.audio import load_all
 from e2e.data.sources import data_home
@@ -155,7 +155,7 @@ def compare_speech(opts: CompareOptions, bar: tqdm) -> Comparison:
                                ("stepwise: MFCC + same conformer", "mfcc")):
             bar.set_description(f"speech: {frontend} front end on {n} utterances")
             out = opts.out / "speech" / f"{frontend}-{n}"
-            r = api.train(config=_with(p.cfg, f"data.n={n}", f"model.frontend={frontend}"),
+            r = api.train(config=with_overrides(p.cfg, f"data.n={n}", f"model.frontend={frontend}"),
                           out=out, quiet=True)
             scores, ms = score_network(out, tests)
             rows.append(Row(side, n, scores[SETS[0]], r["train_seconds"], ms,

@@ -22,8 +22,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from e2e import api
-from e2e.compare import CompareOptions, Comparison, Metric, Row, _with, nested_sizes
-from e2e.config import Config, load_config
+from e2e.compare import CompareOptions, Comparison, Metric, Row, nested_sizes
+from e2e.config import Config, load_config, with_overrides
 from e2e.errors import E2EError
 from e2e.stepwise.rule_based import apertium, central_summaries, lead_summaries, require_apertium
 from e2e.tasks.text import read_pairs
@@ -115,7 +115,7 @@ def compare_text(opts: CompareOptions, bar: tqdm) -> Comparison:
     for n in sizes:
         bar.set_description(f"text: end to end on {n:,} pairs")
         out = Path(opts.out) / "text" / f"e2e-{n}"
-        r = api.train(config=_with(cfg, f"data.limit={n}"), out=out, quiet=True)
+        r = api.train(config=with_overrides(cfg, f"data.limit={n}"), out=out, quiet=True)
         infer_ms = _transformer_ms(out, sources[:INFER_SAMPLE])
         name = "end to end (Transformer)"
         scores[f"{name}, {n:,} pairs"] = {k: r[f"test/{k}"] for k in ("bleu", "chrf", "rougeL")}
