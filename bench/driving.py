@@ -29,10 +29,10 @@ import torch
 
 from e2e.config import load_config
 from e2e.data.driving_records import read_episode, recording_files
-from e2e.driving.closed_loop import ExpertPolicy, drive, summarize
-from e2e.driving.dagger import load_policy, run_dagger
-from e2e.driving.record import record
-from e2e.driving.sim import parse_seeds
+from e2e.tasks.driving.closed_loop import ExpertPolicy, drive, summarize
+from e2e.tasks.driving.dagger import load_policy, run_dagger
+from e2e.tasks.driving.record import record
+from e2e.tasks.driving.sim import parse_seeds
 
 sys.path.insert(0, str(Path(__file__).parent))
 from results import machine, write_section  # noqa: E402

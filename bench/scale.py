@@ -128,8 +128,8 @@ def latency_cases(app: str, specs: dict, info: dict) -> list[tuple[str, str, dic
         return [("encoder", f"{seconds} s of audio", {"waveform": wave,
                                                        "lengths": torch.tensor([wave.shape[1]])})]
     if app == "text":
-        from e2e.text.export import random_ids
-        from e2e.text.tokenizer import PAD_ID
+        from e2e.tasks.text.export import random_ids
+        from e2e.tasks.text.tokenizer import PAD_ID
 
         src = random_ids(g, info["vocab"], [32])
         with torch.no_grad():

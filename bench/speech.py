@@ -33,11 +33,11 @@ import torch
 
 import e2e
 from e2e.config import load_config
-from e2e.data.speech_synth import build_corpus
 from e2e.engine.batching import to_device
 from e2e.engine.optim import build_optimizer
 from e2e.engine.trainer import autocast_for, seed_everything
 from e2e.tasks import get_task
+from e2e.tasks.speech.synth import build_corpus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from results import machine, write_section

@@ -30,9 +30,9 @@ from e2e.config import load_config
 from e2e.engine.batching import train_batches
 from e2e.engine.trainer import autocast_for
 from e2e.stepwise.rule_based import apertium, lead_summaries
-from e2e.tasks.text import TextTask, pad
-from e2e.text import metrics
-from e2e.text.decode import generate
+from e2e.tasks.text import metrics
+from e2e.tasks.text.decode import generate
+from e2e.tasks.text.task import TextTask, pad
 
 sys.path.insert(0, str(Path(__file__).parent))
 from results import machine, write_section  # noqa: E402

@@ -15,9 +15,6 @@ from conftest import run_cli  # noqa: E402
 from e2e.compare import CompareOptions  # noqa: E402
 from e2e.config import load_config  # noqa: E402
 from e2e.data.driving_records import read_episode  # noqa: E402
-from e2e.driving.closed_loop import run_episode  # noqa: E402
-from e2e.driving.expert import Expert  # noqa: E402
-from e2e.driving.sim import WARMUP, make_env, step_env  # noqa: E402
 from e2e.errors import E2EError  # noqa: E402
 from e2e.stepwise.driving import DrivingCompare, compare_driving, jobs  # noqa: E402
 from e2e.stepwise.modular_driver import (  # noqa: E402
@@ -27,7 +24,10 @@ from e2e.stepwise.modular_driver import (  # noqa: E402
     road_centres,
     road_mask,
 )
-from e2e.tasks.driving import DrivingTask  # noqa: E402
+from e2e.tasks.driving.closed_loop import run_episode  # noqa: E402
+from e2e.tasks.driving.expert import Expert  # noqa: E402
+from e2e.tasks.driving.sim import WARMUP, make_env, step_env  # noqa: E402
+from e2e.tasks.driving.task import DrivingTask  # noqa: E402
 
 # a tiny PilotNet and short drives: a whole comparison in seconds
 TINY = ["train.epochs=2", "train.batch_size=32", "train.device=cpu", "data.max_steps=100",
@@ -158,7 +158,7 @@ def test_predict_driving_run_from_png_and_npy(compared, tmp_path, capsys):
     from PIL import Image
 
     from e2e import api
-    from e2e.driving.cli import print_predictions
+    from e2e.tasks.driving.cli import print_predictions
 
     root, _ = compared
     run = root / "report" / "driving" / "e2e-1-episodes"

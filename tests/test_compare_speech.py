@@ -14,13 +14,14 @@ from conftest import run_cli
 import e2e
 from e2e.compare import CompareOptions
 from e2e.config import load_config
-from e2e.data import asterisk, speech_synth
+from e2e.data import asterisk
 from e2e.data.audio import load_all, read_manifest
 from e2e.errors import E2EError
 from e2e.export import export_run
-from e2e.speech.mfcc import CHANNELS, MfccFrontend, mfcc_features
-from e2e.speech.model import LearnedFilterbank, SpeechRecognizer
-from e2e.tasks.speech import SpeechTask
+from e2e.stepwise.mfcc import CHANNELS, MfccFrontend, mfcc_features
+from e2e.tasks.speech import synth as speech_synth
+from e2e.tasks.speech.model import LearnedFilterbank, SpeechRecognizer
+from e2e.tasks.speech.task import SpeechTask
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng not installed (bash setup.sh installs it)")

@@ -17,13 +17,13 @@ from e2e.stepwise.rule_based import (
     require_apertium,
 )
 from e2e.stepwise.text import config, jobs
-from e2e.tasks.text import TextTask, read_pairs
-from e2e.text import metrics
+from e2e.tasks.text import metrics
+from e2e.tasks.text.task import TextTask, read_pairs
 
 
 def test_apertium_translates_held_out_verses_far_better_than_copying():
     from e2e.data.bible import read_bible, split_by_book
-    from e2e.tasks.text import TextData
+    from e2e.tasks.text.task import TextData
 
     d = TextData()
     test = split_by_book(read_bible(), list(d.val_books), list(d.test_books))[2][:80]

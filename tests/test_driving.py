@@ -18,9 +18,9 @@ from conftest import run_cli  # noqa: E402
 
 from e2e import api  # noqa: E402
 from e2e.data.driving_records import read_episode, write_episode  # noqa: E402
-from e2e.driving.closed_loop import ExpertPolicy, NetPolicy, run_episode  # noqa: E402
-from e2e.driving.sim import WARMUP, make_env, parse_seeds  # noqa: E402
 from e2e.errors import DatasetMissing, E2EError  # noqa: E402
+from e2e.tasks.driving.closed_loop import ExpertPolicy, NetPolicy, run_episode  # noqa: E402
+from e2e.tasks.driving.sim import WARMUP, make_env, parse_seeds  # noqa: E402
 
 TINY = ["train.epochs=2", "train.batch_size=32", "train.device=cpu", "data.max_steps=100",
         "train.eval_every=100", "train.log_every=1",
@@ -41,8 +41,8 @@ def recordings(tmp_path_factory):
 def test_expert_stays_on_road_and_makes_progress():
     env = make_env()
     env.reset(seed=3)
-    from e2e.driving.expert import Expert
-    from e2e.driving.sim import off_track, step_env
+    from e2e.tasks.driving.expert import Expert
+    from e2e.tasks.driving.sim import off_track, step_env
 
     expert = Expert(env)
     for t in range(300):
@@ -178,7 +178,7 @@ def test_dagger_round_adds_expert_labelled_states(recordings, tmp_path):
 
 
 def test_drawn_controls_show_a_left_turn_left_of_centre():
-    from e2e.driving.closed_loop import draw_controls
+    from e2e.tasks.driving.closed_loop import draw_controls
 
     frame = np.zeros((96, 96, 3), np.uint8)
     for steer, side in ((-1.0, -20), (1.0, 20)):

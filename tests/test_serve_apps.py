@@ -14,8 +14,8 @@ from test_text import TINY, write_copy_tsv
 
 import e2e
 from e2e.data.audio import read_manifest
-from e2e.data.speech_synth import build_corpus
 from e2e.export import export_run
+from e2e.tasks.speech.synth import build_corpus
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

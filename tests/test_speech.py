@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 
 import e2e
-from e2e.data import asterisk, speech_synth
+from e2e.data import asterisk
 from e2e.data.audio import (
     VOCAB,
     Utterance,
@@ -23,9 +23,10 @@ from e2e.data.audio import (
     read_manifest,
     resample,
 )
-from e2e.data.augment_audio import AugmentConfig, augment, telephone
 from e2e.errors import DatasetMissing, E2EError
-from e2e.speech.ctc import Lexicon, beam_search, ctc_loss, encode, greedy
+from e2e.tasks.speech import synth as speech_synth
+from e2e.tasks.speech.augment import AugmentConfig, augment, telephone
+from e2e.tasks.speech.ctc import Lexicon, beam_search, ctc_loss, encode, greedy
 from tests.conftest import run_cli
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,

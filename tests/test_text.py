@@ -13,9 +13,9 @@ import e2e
 from e2e.data.tsv import read_pairs_tsv
 from e2e.engine.batching import bucket_by_length
 from e2e.errors import DatasetMissing, E2EError
-from e2e.text.decode import beam_search, generate, greedy
-from e2e.text.model import Seq2SeqTransformer
-from e2e.text.tokenizer import EOS_ID, decode, encode, train_bpe
+from e2e.tasks.text.decode import beam_search, generate, greedy
+from e2e.tasks.text.model import Seq2SeqTransformer
+from e2e.tasks.text.tokenizer import EOS_ID, decode, encode, train_bpe
 
 WORDS = "red green blue cat dog sun moon tree star fish".split()
 TINY = ["data.vocab_size=320", "model.d_model=64", "model.ff=128", "model.heads=4",
@@ -119,7 +119,7 @@ def bible():
 
 def test_bible_split_by_book_has_no_shared_verse(bible):
     from e2e.data.bible import split_by_book
-    from e2e.tasks.text import TextData
+    from e2e.tasks.text.task import TextData
 
     d = TextData()
     assert len(bible) > 31_000
@@ -155,7 +155,7 @@ def test_tsv_bad_input_is_reported_by_line(tmp_path):
 
 def test_missing_corpora_print_the_install_command(monkeypatch, tmp_path):
     from e2e.config import default_config
-    from e2e.tasks.text import TextTask
+    from e2e.tasks.text.task import TextTask
 
     monkeypatch.setenv("E2E_SWORD", str(tmp_path / "nowhere"))
     cfg = default_config("text")

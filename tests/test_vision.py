@@ -11,7 +11,7 @@ import e2e
 from e2e.config import default_config
 from e2e.data.idx import read_idx
 from e2e.errors import DatasetMissing, E2EError
-from e2e.tasks.vision import VisionTask, _random_crop
+from e2e.tasks.vision.task import VisionTask, _random_crop
 
 FAST = ["train.epochs=8", "train.batch_size=64", "train.lr=3e-3", "model.widths=[16,32,64]"]
 

@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from e2e.driving import cli as driving_cli
 from e2e.errors import E2EError
 from e2e.serve import cli as serve_cli
-from e2e.speech import cli as speech_cli
+from e2e.tasks.driving import cli as driving_cli
+from e2e.tasks.speech import cli as speech_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,7 +181,7 @@ def cmd_predict(args) -> int:
         if not Path(path).exists():
             raise E2EError(f"input file {path} does not exist")
     if model.cfg.task == "text":  # text inputs are files of lines, one input per line
-        from e2e.text.io import read_text_lines
+        from e2e.data.text_lines import read_text_lines
 
         return print_text(model, [x for p in args.inputs for x in read_text_lines(p)], None)
     if model.cfg.task == "driving":  # controls, not class labels
@@ -198,7 +198,7 @@ def cmd_predict(args) -> int:
 
 def cmd_text(args) -> int:
     from e2e import api
-    from e2e.text.io import read_text_lines
+    from e2e.data.text_lines import read_text_lines
 
     model = api.load(args.run, device=args.device)
     if model.cfg.task != "text":

@@ -80,7 +80,7 @@ def nested_sizes(n: int, fractions: tuple[float, ...], minimum: int = 20) -> lis
 def compare_vision(opts: CompareOptions, bar: tqdm) -> Comparison:
     from e2e.stepwise.hog import HogConfig, fit_hog_classifier, hog_accuracy
     from e2e.stepwise.layerwise import train_layerwise
-    from e2e.tasks.vision import VisionTask
+    from e2e.tasks.vision.task import VisionTask
 
     overrides = ([f"data.source={opts.data}"] if opts.data else []) + list(opts.overrides)
     if opts.quick:

@@ -3,7 +3,7 @@
 End to end: behavior cloning through the engine (`e2e.api.train`) on the first k recorded
 expert episodes, for nested k (the data curve). Stepwise: perception -> planning -> control
 designed by hand (e2e.stepwise.modular_driver), which learns nothing and is one row. Both
-drive the same unseen test tracks in the same closed loop (e2e.driving.closed_loop) and are
+drive the same unseen test tracks in the same closed loop (e2e.tasks.driving.closed_loop) and are
 scored the same way; quality is the mean closed-loop score.
 """
 
@@ -20,10 +20,10 @@ from e2e import api
 from e2e.compare import CompareOptions, Comparison, Metric, Row, nested_sizes
 from e2e.config import Config, load_config, with_overrides
 from e2e.data.driving_records import read_episode, recording_files
-from e2e.driving.closed_loop import NetPolicy, drive, summarize
-from e2e.driving.sim import make_env, parse_seeds
 from e2e.errors import E2EError
 from e2e.stepwise.modular_driver import ModularConfig, ModularDriver
+from e2e.tasks.driving.closed_loop import NetPolicy, drive, summarize
+from e2e.tasks.driving.sim import make_env, parse_seeds
 
 
 @dataclass
@@ -67,7 +67,7 @@ def compare_driving(opts: CompareOptions, bar: tqdm,
     if opts.data:
         source = Path(opts.data)
     else:
-        from e2e.driving.record import record
+        from e2e.tasks.driving.record import record
 
         source = root / "recordings"
         n = s.quick_episodes if opts.quick else s.episodes

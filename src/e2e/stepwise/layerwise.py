@@ -17,7 +17,8 @@ from torch import nn
 
 from e2e.config import Config
 from e2e.engine import fit
-from e2e.tasks.vision import ResNetSmall, VisionTask
+from e2e.tasks.vision.model import ResNetSmall
+from e2e.tasks.vision.task import VisionTask
 
 
 class GreedyStage(nn.Module):

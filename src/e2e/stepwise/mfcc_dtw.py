@@ -3,12 +3,12 @@
 The stepwise counterpart of the speech model for closed word sets - the number words
 ("zero" ... "ninety", "hundred", "oh") and the spelled letters "a" ... "z". Nothing is learned
 by gradient: each training utterance of a single word becomes a template (its MFCC frames,
-e2e.speech.mfcc, silence trimmed), and a test word is the word of the nearest template under
+e2e.stepwise.mfcc, silence trimmed), and a test word is the word of the nearest template under
 DTW, the cumulative frame distance along the best monotone alignment divided by the two
 lengths. Features stop at 4 kHz, the band of an 8 kHz phone line, so templates from 16 kHz
 synthetic speech can be compared with 8 kHz human recordings.
 
-Single-word utterances are rendered with e2e.data.speech_synth's espeak-ng machinery and its
+Single-word utterances are rendered with e2e.tasks.speech.synth's espeak-ng machinery and its
 voice split: templates only from training voices, synthetic test words only from test voices.
 """
 
@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from e2e.data.audio import SAMPLE_RATE, Utterance, write_manifest
-from e2e.data.speech_synth import (
+from e2e.stepwise.mfcc import mfcc_features, require_librosa
+from e2e.tasks.speech.synth import (
     ACCENTS,
     DIGITS,
     LETTERS,
@@ -36,7 +37,6 @@ from e2e.data.speech_synth import (
     variants,
     voice_split,
 )
-from e2e.speech.mfcc import mfcc_features, require_librosa
 
 WORDS = DIGITS + NUMBERS + list(LETTERS)  # the closed vocabulary: 30 number words, 26 letters
 PHONE_BAND = 4000.0  # Hz

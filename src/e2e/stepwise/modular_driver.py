@@ -1,6 +1,6 @@
 """Driving the stepwise way: perception -> planning -> control, designed by hand, no learning.
 
-The counterpart of the end-to-end PilotNet (e2e.tasks.driving). It sees exactly what the
+The counterpart of the end-to-end PilotNet (e2e.tasks.driving.task). It sees exactly what the
 network sees, the 96x96 camera frame, and nothing of the simulator's state (that would make it
 the privileged expert):
 
@@ -15,7 +15,7 @@ the privileged expert):
   on speed gives gas or brake.
 
 It implements the closed loop's policy interface (`act(obs, expert_action)`, `reset()`), so
-`e2e.driving.closed_loop.drive` scores it on the same tracks, the same way, as the network.
+`e2e.tasks.driving.closed_loop.drive` scores it on the same tracks, the same way, as the network.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from e2e.driving.sim import FRAME_SHAPE, HUD_ROWS
 from e2e.errors import E2EError
+from e2e.tasks.driving.sim import FRAME_SHAPE, HUD_ROWS
 
 CAR_ROW, CAR_COL = 70.0, 47.5  # the car's centre in the frame (the camera follows it)
 CAR_BOX = (slice(64, 78), slice(43, 53))  # its pixels (red/black), not road
@@ -90,7 +90,7 @@ def road_centres(mask: np.ndarray, start_row: int = int(CAR_ROW)) -> np.ndarray:
 
 
 class ModularDriver:
-    """Perception -> planning -> control; a policy for e2e.driving.closed_loop."""
+    """Perception -> planning -> control; a policy for e2e.tasks.driving.closed_loop."""
 
     def __init__(self, cfg: ModularConfig | None = None, name: str = "modular pipeline"):
         self.cfg, self.name = cfg or ModularConfig(), name

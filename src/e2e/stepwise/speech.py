@@ -120,7 +120,7 @@ class WordSets:
 
 def score_network(out: Path, tests: WordSets) -> tuple[dict[str, float], float]:
     """A trained run's WERs on the isolated-word sets (word-list beam search)."""
-    from e2e.tasks.speech import SpeechSet
+    from e2e.tasks.speech.task import SpeechSet
 
     pred = api.load(out)
 
@@ -136,9 +136,9 @@ def score_network(out: Path, tests: WordSets) -> tuple[dict[str, float], float]:
 
 
 def compare_speech(opts: CompareOptions, bar: tqdm) -> Comparison:
-    from e2e.data.speech_synth import build_corpus, parse_kinds
-    from e2e.speech.mfcc import mfcc_features
+    from e2e.stepwise.mfcc import mfcc_features
     from e2e.stepwise.mfcc_dtw import DtwRecognizer, single_words
+    from e2e.tasks.speech.synth import build_corpus, parse_kinds
 
     p = plan(opts)
     d = p.cfg.data

@@ -10,7 +10,7 @@
 The end-to-end side trains through `e2e.api.train` on nested prefixes of the training pairs
 (`data.limit`), every size with the same wall-clock budget (`train.time_limit`) and step
 budget (`train.max_steps`), so the curve shows what more data buys at a fixed cost. All rows
-are scored by the same `e2e.text.metrics.score` on the same test pairs.
+are scored by the same `e2e.tasks.text.metrics.score` on the same test pairs.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from e2e.compare import CompareOptions, Comparison, Metric, Row, nested_sizes
 from e2e.config import Config, load_config, with_overrides
 from e2e.errors import E2EError
 from e2e.stepwise.rule_based import apertium, central_summaries, lead_summaries, require_apertium
-from e2e.tasks.text import read_pairs
-from e2e.text import metrics
+from e2e.tasks.text import metrics
+from e2e.tasks.text.task import read_pairs
 
 # What the comparison trains, per corpus: a model that fits the budget on a CPU. Each size
 # gets `time_limit` seconds and at most `max_steps` steps; on 2 CPU cores the time limit is

@@ -6,10 +6,10 @@ import importlib
 
 from e2e.errors import E2EError
 
-TASKS = {"vision": "e2e.tasks.vision:VisionTask",
-         "speech": "e2e.tasks.speech:SpeechTask",
-         "text": "e2e.tasks.text:TextTask",
-         "driving": "e2e.tasks.driving:DrivingTask"}
+TASKS = {"vision": "e2e.tasks.vision.task:VisionTask",
+         "speech": "e2e.tasks.speech.task:SpeechTask",
+         "text": "e2e.tasks.text.task:TextTask",
+         "driving": "e2e.tasks.driving.task:DrivingTask"}
 
 
 def get_task(name: str):

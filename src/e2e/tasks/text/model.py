@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from e2e.text.tokenizer import PAD_ID
+from e2e.tasks.text.tokenizer import PAD_ID
 
 
 class Attention(nn.Module):

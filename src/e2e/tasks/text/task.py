@@ -5,7 +5,7 @@ training split itself (no per-language rules) and saved in every checkpoint, so 
 translates from its directory alone. One label-smoothed cross-entropy trains the
 embeddings, encoder and decoder together. Decoding is batched greedy or beam search
 with a key/value cache; scores are sacrebleu BLEU and chrF on detokenized text, and
-ROUGE-L. `e2e export` writes the encoder and a cache-free decoder step (e2e.text.export),
+ROUGE-L. `e2e export` writes the encoder and a cache-free decoder step (e2e.tasks.text.export),
 which `e2e predict --backend onnx` decodes with through the same search code.
 
 Sources (`data.source`): bible-en-es (KJV -> Reina-Valera 1909, split by book),
@@ -30,10 +30,10 @@ from torch.utils.data import Dataset
 from e2e.config import Config, TrainConfig
 from e2e.errors import E2EError
 from e2e.tasks.base import Split, Splits
-from e2e.text import metrics
-from e2e.text.decode import generate
-from e2e.text.model import Seq2SeqTransformer
-from e2e.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, decode, encode, load_bpe, train_bpe
+from e2e.tasks.text import metrics
+from e2e.tasks.text.decode import generate
+from e2e.tasks.text.model import Seq2SeqTransformer
+from e2e.tasks.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, decode, encode, load_bpe, train_bpe
 
 SOURCES = ("bible-en-es", "debian-descriptions")
 
@@ -218,14 +218,14 @@ class TextTask:
 
     # ---- export (e2e export / predict --backend onnx) and demo page (e2e serve) ----
     def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:
-        """Two graphs: the encoder and a cache-free decoder step (see e2e.text.export)."""
-        from e2e.text.export import export_specs
+        """Two graphs: the encoder and a cache-free decoder step (see e2e.tasks.text.export)."""
+        from e2e.tasks.text.export import export_specs
 
         return export_specs(model, info)
 
     def from_exported(self, modules: dict[str, nn.Module], info: dict[str, Any]) -> nn.Module:
-        """The exported graphs as a model that `e2e.text.decode` searches with."""
-        from e2e.text.export import ExportedSeq2Seq
+        """The exported graphs as a model that `e2e.tasks.text.decode` searches with."""
+        from e2e.tasks.text.export import ExportedSeq2Seq
 
         return ExportedSeq2Seq(modules["encoder"], modules["decoder_step"],
                                self._cfg.model.max_len)

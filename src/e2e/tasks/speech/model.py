@@ -5,7 +5,7 @@
                   square, smooth, log)    per second)          or BiGRU)
 
 `model.frontend=mfcc` swaps the learned filterbank for fixed librosa MFCCs at the same frame
-rate (e2e.speech.mfcc): the stepwise counterpart that `e2e compare speech` measures.
+rate (e2e.stepwise.mfcc): the stepwise counterpart that `e2e compare speech` measures.
 
 The front end is a convolution over raw samples whose filters start random and are learned
 with everything else; squaring, local averaging and a log give it the dynamic range
@@ -127,7 +127,7 @@ class SpeechRecognizer(nn.Module):
         if m.frontend == "learned":
             self.front, channels = LearnedFilterbank(m.filters, m.filter_ms), m.filters
         elif m.frontend == "mfcc":
-            from e2e.speech.mfcc import MfccFrontend
+            from e2e.stepwise.mfcc import MfccFrontend
 
             self.front, channels = MfccFrontend(), MfccFrontend.channels
         else:

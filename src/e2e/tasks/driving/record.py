@@ -7,9 +7,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from e2e.data.driving_records import FRAME_SHAPE, write_metadata
-from e2e.driving.closed_loop import ExpertPolicy, drive
-from e2e.driving.expert import ExpertConfig
-from e2e.driving.sim import HUD_ROWS, MAX_STEPS, WARMUP
+from e2e.tasks.driving.closed_loop import ExpertPolicy, drive
+from e2e.tasks.driving.expert import ExpertConfig
+from e2e.tasks.driving.sim import HUD_ROWS, MAX_STEPS, WARMUP
 
 
 def record(out: str | Path, seeds: list[int], workers: int = 2, max_steps: int = MAX_STEPS,

@@ -4,7 +4,7 @@ Both decode a whole batch at once and stop when every sequence has produced </s>
 Without the cache every step re-runs the decoder over the full prefix (and re-projects
 the encoder's keys/values): the same numbers, quadratic work. That uncached step is
 `prefix_logits`, the graph that `e2e export` writes; an exported model (see
-`e2e.text.export.ExportedSeq2Seq`) decodes through these same functions, one
+`e2e.tasks.text.export.ExportedSeq2Seq`) decodes through these same functions, one
 onnxruntime call per step and no cache. Beam search keeps the
 raw log-probability to rank live hypotheses and picks the final one with the GNMT
 length penalty ((5 + length) / 6) ** alpha, so beam 1 is exactly greedy.
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from e2e.text.model import DecoderState, Seq2SeqTransformer
-from e2e.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from e2e.tasks.text.model import DecoderState, Seq2SeqTransformer
+from e2e.tasks.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
 def decode_limit(model: Seq2SeqTransformer, src: torch.Tensor, max_len: int | None) -> int:
@@ -33,7 +33,7 @@ def prefix_logits(model: Seq2SeqTransformer, tokens: torch.Tensor,
 
 
 def exported(model) -> bool:
-    """An exported model (e2e.text.export.ExportedSeq2Seq): one step graph, no cache."""
+    """An exported model (e2e.tasks.text.export.ExportedSeq2Seq): one step graph, no cache."""
     return hasattr(model, "prefix_logits")
 
 

@@ -33,7 +33,7 @@ def add_parsers(sub, data_sub) -> None:
 
 
 def _seeds(text: str, episodes: int | None) -> list[int]:
-    from e2e.driving.sim import parse_seeds
+    from e2e.tasks.driving.sim import parse_seeds
 
     seeds = parse_seeds(text)
     if episodes is not None:
@@ -47,8 +47,8 @@ def _seeds(text: str, episodes: int | None) -> list[int]:
 def cmd_drive(args) -> int:
     import time
 
-    from e2e.driving.closed_loop import ExpertPolicy, drive, save_gif, summarize
-    from e2e.driving.sim import make_env
+    from e2e.tasks.driving.closed_loop import ExpertPolicy, drive, save_gif, summarize
+    from e2e.tasks.driving.sim import make_env
 
     seeds = _seeds(args.seeds, args.episodes)
     if args.run == "expert":
@@ -56,7 +56,7 @@ def cmd_drive(args) -> int:
         policy = ExpertPolicy()
     else:
         from e2e.api import Predictor
-        from e2e.driving.closed_loop import NetPolicy
+        from e2e.tasks.driving.closed_loop import NetPolicy
 
         p = Predictor(args.run, checkpoint=args.checkpoint)
         if p.cfg.task != "driving":
@@ -89,8 +89,8 @@ def cmd_drive(args) -> int:
 
 
 def cmd_data_driving(args) -> int:
-    from e2e.driving.record import record
-    from e2e.driving.sim import make_env
+    from e2e.tasks.driving.record import record
+    from e2e.tasks.driving.sim import make_env
 
     seeds = _seeds(args.seeds, args.episodes)
     make_env().close()

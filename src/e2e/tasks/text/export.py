@@ -4,10 +4,10 @@
     decoder_step  tokens (B x T prefix), memory, src_mask (B x S)   -> logits (B x V)
 
 The decoder step has no key/value cache: each call re-reads the whole target prefix and
-re-projects the encoder output, exactly `e2e.text.decode.prefix_logits` (PyTorch's own
+re-projects the encoder output, exactly `e2e.tasks.text.decode.prefix_logits` (PyTorch's own
 uncached step), so greedy and beam search are quadratic in the output length when run on
 the exported graphs. Batch, source and prefix lengths are all dynamic. The search loops
-themselves stay in Python (`e2e.text.decode`), shared by both backends.
+themselves stay in Python (`e2e.tasks.text.decode`), shared by both backends.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from e2e.text.decode import prefix_logits
-from e2e.text.model import DecoderState, Seq2SeqTransformer
-from e2e.text.tokenizer import EOS_ID, PAD_ID
+from e2e.tasks.text.decode import prefix_logits
+from e2e.tasks.text.model import DecoderState, Seq2SeqTransformer
+from e2e.tasks.text.tokenizer import EOS_ID, PAD_ID
 
 FIRST_ID = EOS_ID + 1  # random inputs draw ordinary tokens, after <pad>, <s>, </s>
 
@@ -88,7 +88,7 @@ def export_specs(model: Seq2SeqTransformer, info: dict[str, Any]) -> dict:
 
 
 class ExportedSeq2Seq(nn.Module):
-    """The two exported graphs behind what `e2e.text.decode` needs from a model."""
+    """The two exported graphs behind what `e2e.tasks.text.decode` needs from a model."""
 
     def __init__(self, encoder: nn.Module, decoder_step: nn.Module, max_len: int):
         super().__init__()

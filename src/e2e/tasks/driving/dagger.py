@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from e2e.config import Config
-from e2e.driving.closed_loop import NetPolicy, drive, summarize
-from e2e.driving.sim import WARMUP, parse_seeds
 from e2e.errors import E2EError
+from e2e.tasks.driving.closed_loop import NetPolicy, drive, summarize
+from e2e.tasks.driving.sim import WARMUP, parse_seeds
 
 
 def load_policy(run: str | Path, device: str = "cpu") -> NetPolicy:

@@ -60,7 +60,7 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_data_speech_synth(args) -> int:
-    from e2e.data.speech_synth import build_corpus, parse_kinds
+    from e2e.tasks.speech.synth import build_corpus, parse_kinds
 
     build_corpus(args.out, args.n, args.n_val, args.n_test, args.seed, args.workers,
                  parse_kinds(args.kinds))

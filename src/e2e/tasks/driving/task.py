@@ -8,7 +8,7 @@ brightness, and small sideways shifts whose steering label is corrected toward t
 (PilotNet's recovery views). It is *judged by driving*: `evaluate` lets it drive whole
 tracks in closed loop (val/score picks the `best` checkpoint), because offline loss does
 not predict driving. `e2e train driving --dagger N` fixes behavior cloning's covariate shift
-(see e2e.driving.dagger).
+(see e2e.tasks.driving.dagger).
 
 Seeds (tracks): recordings 0-199 by convention, DAgger rollouts 200-499, validation
 500-599, test 1000 and up; train and test tracks never share a seed.
@@ -26,10 +26,11 @@ from torch import nn
 
 from e2e.config import Config, TrainConfig
 from e2e.data.driving_records import read_episode, recording_files
-from e2e.driving.sim import HUD_ROWS, MAX_STEPS, parse_seeds
 from e2e.engine.batching import TensorData, eval_batches
 from e2e.errors import E2EError
 from e2e.tasks.base import Splits
+from e2e.tasks.driving.model import DrivingModel, PilotNet
+from e2e.tasks.driving.sim import MAX_STEPS, parse_seeds
 
 
 @dataclass
@@ -52,46 +53,6 @@ class DrivingData:
     # for dagger_epochs (cheaper; on CarRacing it drove worse: see bench/RESULTS.md).
     dagger_finetune: bool = False
     dagger_epochs: int = 2
-
-
-@dataclass
-class DrivingModel:
-    pool: int = 2  # average-pool the cropped frame by this factor first (84x96 -> 42x48)
-    widths: tuple[int, ...] = (24, 36, 48, 64, 64)  # PilotNet's five conv layers ...
-    kernels: tuple[int, ...] = (5, 5, 3, 3, 3)  # ... their kernel sizes ...
-    strides: tuple[int, ...] = (2, 2, 1, 1, 1)  # ... and strides
-    hidden: tuple[int, ...] = (100, 50, 10)  # its fully connected layers
-    dropout: float = 0.2
-    steer_weight: float = 2.0  # steering matters most: weight its squared error
-    init: str = ""  # start from this driving run's best weights (DAgger's later rounds)
-
-
-class PilotNet(nn.Module):
-    """uint8 frames N x 3 x H x W (HUD included) -> N x 3 actions (steer, gas, brake)."""
-
-    def __init__(self, frame_shape: tuple[int, int, int], m: DrivingModel, crop: int = HUD_ROWS):
-        super().__init__()
-        self.crop = crop
-        # the road is wide and its edges sharp: half resolution keeps them and costs 4x less
-        self.pool = nn.AvgPool2d(m.pool) if m.pool > 1 else nn.Identity()
-        layers, c_in = [], 3
-        for c_out, k, s in zip(m.widths, m.kernels, m.strides):
-            layers += [nn.Conv2d(c_in, c_out, k, s, bias=False), nn.BatchNorm2d(c_out), nn.ELU()]
-            c_in = c_out
-        self.features = nn.Sequential(*layers)
-        h, w, _ = frame_shape
-        with torch.no_grad():
-            n = self.features(self.pool(torch.zeros(1, 3, h - crop, w))).numel()
-        fc, d_in = [], n
-        for d in m.hidden:
-            fc += [nn.Linear(d_in, d), nn.ELU(), nn.Dropout(m.dropout)]
-            d_in = d
-        self.head = nn.Sequential(nn.Flatten(), *fc, nn.Linear(d_in, 3))
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames[:, :, : frames.shape[2] - self.crop].float() / 127.5 - 1
-        out = self.head(self.features(self.pool(x))).float()
-        return torch.cat([out[:, :1].tanh(), out[:, 1:].sigmoid()], dim=1)
 
 
 class DriveSplit:
@@ -224,7 +185,7 @@ class DrivingTask:
 
     # ---- evaluation: drive ----
     def evaluate(self, model: nn.Module, split: DriveSplit, cfg: Config) -> dict[str, float]:
-        from e2e.driving.closed_loop import NetPolicy, drive, summarize
+        from e2e.tasks.driving.closed_loop import NetPolicy, drive, summarize
 
         metrics: dict[str, float] = {}
         if split.offline is not None:
@@ -284,7 +245,7 @@ class DrivingTask:
         import base64
         import tempfile
 
-        from e2e.driving.closed_loop import NetPolicy, run_episode, save_gif
+        from e2e.tasks.driving.closed_loop import NetPolicy, run_episode, save_gif
 
         try:
             seed = int(raw)
@@ -308,7 +269,7 @@ class DrivingTask:
         return "\n".join(rows)
 
     def dagger(self, cfg: Config, out: str | Path, rounds: int, quiet: bool = False) -> dict:
-        from e2e.driving.dagger import run_dagger
+        from e2e.tasks.driving.dagger import run_dagger
 
         return run_dagger(cfg, out, rounds, quiet)
 

@@ -1,15 +1,15 @@
 """Speech recognition end to end: raw 16 kHz waveform in, text out, one CTC loss.
 
-The model (e2e.speech.model) learns its own front end from samples; nothing outside the
+The model (e2e.tasks.speech.model) learns its own front end from samples; nothing outside the
 network turns audio into features (`model.frontend=mfcc` is the stepwise exception: fixed
 librosa MFCCs feed the same encoder). Data (`data.source`):
-  synth   the espeak-ng corpus (e2e.data.speech_synth), rendered on first use; training,
+  synth   the espeak-ng corpus (e2e.tasks.speech.synth), rendered on first use; training,
           validation and test voices are disjoint
   PATH    a manifest TSV (path<TAB>transcript), a folder of them, or LibriSpeech-style
           *.trans.txt files; split at random into train / val / test
 Test sets are reported one by one (`test/<set>_wer`, `test/<set>_cer`): for synth, held-out
 voices' digits, letters and sentences; plus, when installed, the Asterisk prompts, a real
-human voice at 8 kHz (`data.asterisk`). Augmentation (e2e.data.augment_audio) runs on the
+human voice at 8 kHz (`data.asterisk`). Augmentation (e2e.tasks.speech.augment) runs on the
 training batch, on the fly.
 """
 
@@ -35,12 +35,12 @@ from e2e.data.audio import (
     read_corpus,
     read_manifest,
 )
-from e2e.data.augment_audio import AugmentConfig, augment
 from e2e.data.sources import data_home
 from e2e.errors import DatasetMissing, E2EError
-from e2e.speech.ctc import Lexicon, beam_search, ctc_loss, encode, greedy
-from e2e.speech.model import SpeechModel, SpeechRecognizer
 from e2e.tasks.base import Splits
+from e2e.tasks.speech.augment import AugmentConfig, augment
+from e2e.tasks.speech.ctc import Lexicon, beam_search, ctc_loss, encode, greedy
+from e2e.tasks.speech.model import SpeechModel, SpeechRecognizer
 
 
 @dataclass
@@ -114,7 +114,7 @@ class SpeechTask:
     def build_data(self, cfg: Config) -> Splits:
         d: SpeechData = cfg.data
         if d.source == "synth":
-            from e2e.data.speech_synth import build_corpus, parse_kinds
+            from e2e.tasks.speech.synth import build_corpus, parse_kinds
 
             folder = Path(d.corpus).expanduser() if d.corpus else data_home() / "speech-synth"
             kinds = parse_kinds(d.kinds)

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from e2e.data.driving_records import episode_path, write_episode
-from e2e.driving.expert import Expert
-from e2e.driving.sim import MAX_STEPS, WARMUP, Episode, make_env, off_track, step_env
 from e2e.errors import E2EError
+from e2e.tasks.driving.expert import Expert
+from e2e.tasks.driving.sim import MAX_STEPS, WARMUP, Episode, make_env, off_track, step_env
 
 STALL_STEPS = 150  # end an episode after this many steps without a new tile (car lost)
 # A regression head never outputs exactly 0, and in CarRacing even brake 0.02 held every step

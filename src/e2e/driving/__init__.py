@@ -1,1 +1,0 @@
-"""Driving in CarRacing: the simulator, the privileged expert, closed-loop rollouts, DAgger."""

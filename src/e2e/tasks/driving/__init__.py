@@ -1,0 +1,7 @@
+"""Driving CarRacing from camera frames.
+
+Read top to bottom: sim.py (the simulator), expert.py (the privileged teacher), record.py
+(expert recordings), model.py (PilotNet), task.py (the task: behavior cloning, judged by
+driving), closed_loop.py (driving whole tracks), dagger.py (DAgger), cli.py (`e2e drive`,
+`e2e data driving`).
+"""

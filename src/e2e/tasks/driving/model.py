@@ -1,0 +1,50 @@
+"""The driving model: PilotNet (Bojarski et al., 2016) reading raw camera frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from e2e.tasks.driving.sim import HUD_ROWS
+
+
+@dataclass
+class DrivingModel:
+    pool: int = 2  # average-pool the cropped frame by this factor first (84x96 -> 42x48)
+    widths: tuple[int, ...] = (24, 36, 48, 64, 64)  # PilotNet's five conv layers ...
+    kernels: tuple[int, ...] = (5, 5, 3, 3, 3)  # ... their kernel sizes ...
+    strides: tuple[int, ...] = (2, 2, 1, 1, 1)  # ... and strides
+    hidden: tuple[int, ...] = (100, 50, 10)  # its fully connected layers
+    dropout: float = 0.2
+    steer_weight: float = 2.0  # steering matters most: weight its squared error
+    init: str = ""  # start from this driving run's best weights (DAgger's later rounds)
+
+
+class PilotNet(nn.Module):
+    """uint8 frames N x 3 x H x W (HUD included) -> N x 3 actions (steer, gas, brake)."""
+
+    def __init__(self, frame_shape: tuple[int, int, int], m: DrivingModel, crop: int = HUD_ROWS):
+        super().__init__()
+        self.crop = crop
+        # the road is wide and its edges sharp: half resolution keeps them and costs 4x less
+        self.pool = nn.AvgPool2d(m.pool) if m.pool > 1 else nn.Identity()
+        layers, c_in = [], 3
+        for c_out, k, s in zip(m.widths, m.kernels, m.strides):
+            layers += [nn.Conv2d(c_in, c_out, k, s, bias=False), nn.BatchNorm2d(c_out), nn.ELU()]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        h, w, _ = frame_shape
+        with torch.no_grad():
+            n = self.features(self.pool(torch.zeros(1, 3, h - crop, w))).numel()
+        fc, d_in = [], n
+        for d in m.hidden:
+            fc += [nn.Linear(d_in, d), nn.ELU(), nn.Dropout(m.dropout)]
+            d_in = d
+        self.head = nn.Sequential(nn.Flatten(), *fc, nn.Linear(d_in, 3))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames[:, :, : frames.shape[2] - self.crop].float() / 127.5 - 1
+        out = self.head(self.features(self.pool(x))).float()
+        return torch.cat([out[:, :1].tanh(), out[:, 1:].sigmoid()], dim=1)

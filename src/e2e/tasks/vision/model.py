@@ -1,0 +1,44 @@
+"""The vision model: a small residual CNN that reads uint8 pixels and normalizes them itself."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(c_out), nn.GELU())
+
+
+class ResidualStage(nn.Module):
+    """conv -> 2x2 max-pool -> residual conv: halves the resolution, changes the width."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = conv_bn(c_in, c_out)
+        self.pool = nn.MaxPool2d(2)
+        self.residual = conv_bn(c_out, c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.conv(x))
+        return x + self.residual(x)
+
+
+class ResNetSmall(nn.Module):
+    """uint8 pixels N x C x H x W -> class logits."""
+
+    def __init__(self, channels: int, classes: int, widths: tuple[int, ...],
+                 mean: list[float], std: list[float], dropout: float = 0.0):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        self.stem = conv_bn(channels, widths[0])
+        self.stages = nn.Sequential(*[ResidualStage(a, b) for a, b in zip(widths, widths[1:])])
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(widths[-1], classes)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = (pixels.float() / 255 - self.mean) / self.std
+        x = self.stages(self.stem(x))
+        return self.head(self.dropout(x.amax(dim=(2, 3))))

@@ -1,1 +1,0 @@
-"""Text to text: BPE tokenizer, encoder-decoder Transformer, greedy and beam decoding."""
