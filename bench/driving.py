@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from e2e.config import load_config
 from e2e.data.driving_records import read_episode, recording_files
+from e2e.tasks import load_config
 from e2e.tasks.driving.closed_loop import ExpertPolicy, drive, summarize
 from e2e.tasks.driving.dagger import load_policy, run_dagger
 from e2e.tasks.driving.record import record

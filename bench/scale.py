@@ -216,7 +216,7 @@ def main() -> None:
         picked = pick_runs(args.apps, tmp, args.tiny or args.smoke,
                            {"vision": tmp / "p1"} if not args.latency_only else {})
         for run in map(Path, args.runs):
-            from e2e.config import load_config
+            from e2e.tasks import load_config
 
             picked[load_config(run / "config.yaml").task] = (run, str(run))
         rows = [row for app, (run, origin) in picked.items()

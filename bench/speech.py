@@ -32,11 +32,10 @@ from pathlib import Path
 import torch
 
 import e2e
-from e2e.config import load_config
 from e2e.engine.batching import to_device
 from e2e.engine.optim import build_optimizer
 from e2e.engine.trainer import autocast_for, seed_everything
-from e2e.tasks import get_task
+from e2e.tasks import get_task, load_config
 from e2e.tasks.speech.synth import build_corpus
 
 sys.path.insert(0, str(Path(__file__).parent))

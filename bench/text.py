@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 import e2e
-from e2e.config import load_config
 from e2e.engine.batching import train_batches
 from e2e.engine.trainer import autocast_for
 from e2e.stepwise.rule_based import apertium, lead_summaries
+from e2e.tasks import load_config
 from e2e.tasks.text import metrics
 from e2e.tasks.text.decode import generate
 from e2e.tasks.text.task import TextTask, pad

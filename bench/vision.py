@@ -33,10 +33,9 @@ from pathlib import Path
 import torch
 
 import e2e
-from e2e.config import default_config
 from e2e.engine.progress import read_metrics
 from e2e.engine.trainer import autocast_for
-from e2e.tasks import get_task
+from e2e.tasks import default_config, get_task
 
 sys.path.insert(0, str(Path(__file__).parent))
 from results import machine, write_section

@@ -4,9 +4,9 @@ import torch
 from conftest import run_cli
 
 from e2e.compare import nested_sizes
-from e2e.config import default_config
 from e2e.stepwise.hog import HogConfig, fit_hog_classifier, hog_accuracy
 from e2e.stepwise.layerwise import GreedyStage, train_layerwise
+from e2e.tasks import default_config
 from e2e.tasks.vision.task import VisionTask
 
 

@@ -13,15 +13,14 @@ from conftest import run_cli
 
 import e2e
 from e2e.compare import CompareOptions
-from e2e.config import load_config
 from e2e.data import asterisk
 from e2e.data.audio import load_all, read_manifest
 from e2e.errors import E2EError
 from e2e.export import export_run
-from e2e.stepwise.mfcc import CHANNELS, MfccFrontend, mfcc_features
+from e2e.stepwise.mfcc import CHANNELS, MfccFrontend, MfccSpeechTask, mfcc_features
+from e2e.tasks import load_config
 from e2e.tasks.speech import synth as speech_synth
-from e2e.tasks.speech.model import LearnedFilterbank, SpeechRecognizer
-from e2e.tasks.speech.task import SpeechTask
+from e2e.tasks.speech.model import LearnedFilterbank
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng not installed (bash setup.sh installs it)")
@@ -40,32 +39,31 @@ def test_mfcc_front_end_matches_the_learned_frame_rate_and_has_no_parameters():
     assert torch.allclose(feats[1, :, :frames[1]],
                           torch.from_numpy(mfcc_features(x[1, :16000].numpy()).T))
     assert len(list(MfccFrontend().parameters())) == 0
-    cfg = load_config(None, "speech", ["model.frontend=mfcc", "model.dim=64"])
-    model = SpeechRecognizer(29, cfg.model)
+    cfg = load_config(None, "speech-mfcc", ["model.dim=64"])
+    model = MfccSpeechTask().build_model(cfg, {"vocab": "x" * 28})
     assert not any(n.startswith("front.") for n, _ in model.named_parameters())
     logits, out_len = model(x, lengths)
     assert logits.shape[:2] == (2, int(out_len.max()))
 
 
-def test_unknown_front_end_is_refused():
-    cfg = load_config(None, "speech", ["model.frontend=mel"])
-    with pytest.raises(E2EError, match="model.frontend must be learned .* or mfcc.*'mel'"):
-        SpeechTask().build_model(cfg, {"vocab": "ab"})
+def test_the_end_to_end_model_has_no_mfcc_front_end_key():
+    with pytest.raises(E2EError, match="unknown key 'model.frontend'"):
+        load_config(None, "speech", ["model.frontend=mfcc"])
 
 
 @needs_espeak
 def test_mfcc_model_trains_through_the_engine_and_refuses_export(tmp_path):
     corpus, run = tmp_path / "corpus", tmp_path / "run"
-    results = e2e.train("speech", out=run, quiet=True, overrides=[
+    results = e2e.train("speech-mfcc", out=run, quiet=True, overrides=[
         f"data.corpus={corpus}", "data.n=32", "data.n_val=4", "data.n_test=4",
         "data.kinds=digits", "data.asterisk=false", "data.augment=false",
-        "model.frontend=mfcc", "model.dim=64", "model.beam_size=1", "train.max_steps=16",
+        "model.dim=64", "model.beam_size=1", "train.max_steps=16",
         "train.batch_size=8", "train.eval_every=16", "train.lr=3e-3", "train.log_every=1"])
     with open(run / "metrics.csv") as f:
         losses = [float(r["value"]) for r in csv.DictReader(f) if r["metric"] == "train/loss"]
     assert losses[-1] < 0.7 * losses[0], losses
     assert (run / "gradflow.json").exists() and 0 <= results["test/cer"] <= 1.5
-    with pytest.raises(E2EError, match="model.frontend=mfcc cannot be exported"):
+    with pytest.raises(E2EError, match="speech-mfcc model cannot be exported"):
         export_run(run)
 
 

@@ -7,7 +7,6 @@ import pytest
 from conftest import run_cli
 
 from e2e.compare import CompareOptions
-from e2e.config import load_config
 from e2e.errors import DatasetMissing, E2EError
 from e2e.stepwise.rule_based import (
     apertium,
@@ -17,6 +16,7 @@ from e2e.stepwise.rule_based import (
     require_apertium,
 )
 from e2e.stepwise.text import config, jobs
+from e2e.tasks import load_config
 from e2e.tasks.text import metrics
 from e2e.tasks.text.task import TextTask, read_pairs
 

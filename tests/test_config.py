@@ -1,7 +1,8 @@
 import pytest
 
-from e2e.config import apply_override, default_config, load_config
+from e2e.config import apply_override
 from e2e.errors import E2EError
+from e2e.tasks import default_config, load_config
 
 
 def test_defaults_round_trip_through_yaml(tmp_path):

@@ -154,7 +154,7 @@ def test_tsv_bad_input_is_reported_by_line(tmp_path):
 
 
 def test_missing_corpora_print_the_install_command(monkeypatch, tmp_path):
-    from e2e.config import default_config
+    from e2e.tasks import default_config
     from e2e.tasks.text.task import TextTask
 
     monkeypatch.setenv("E2E_SWORD", str(tmp_path / "nowhere"))

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 import e2e
-from e2e.config import default_config
 from e2e.data.idx import read_idx
 from e2e.errors import DatasetMissing, E2EError
+from e2e.tasks import default_config
 from e2e.tasks.vision.task import VisionTask, _random_crop
 
 FAST = ["train.epochs=8", "train.batch_size=64", "train.lr=3e-3", "model.widths=[16,32,64]"]

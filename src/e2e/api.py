@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
-from e2e.config import Config, load_config
+from e2e.config import Config
 from e2e.engine import trainer
 from e2e.engine.checkpoint import load_checkpoint
 from e2e.engine.run import RunDir
 from e2e.errors import E2EError
-from e2e.tasks import get_task
+from e2e.tasks import get_task, load_config
 
 
 def train(task: str | None = None, out: str | Path = "runs/latest",

@@ -262,7 +262,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from e2e.config import default_config
+    from e2e.tasks import default_config
 
     print(default_config(args.task).to_yaml(), end="")
     return 0

@@ -25,9 +25,10 @@ import matplotlib.pyplot as plt
 from tqdm import tqdm
 
 from e2e import api
-from e2e.config import load_config, with_overrides
+from e2e.config import with_overrides
 from e2e.engine.batching import TensorData
 from e2e.errors import DatasetMissing, E2EError
+from e2e.tasks import load_config
 
 
 @dataclass

@@ -69,43 +69,37 @@ class Config:
         Path(path).write_text(self.to_yaml())
 
 
-def default_config(task: str) -> Config:
-    from e2e.tasks import get_task
+def read_yaml(path: str | Path) -> dict:
+    """A config file (or a run directory's config.yaml) as a dict of sections."""
+    path = Path(path)
+    if path.is_dir():  # a run directory: take its resolved config
+        path = path / "config.yaml"
+    if not path.exists():
+        raise E2EError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise E2EError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise E2EError(f"{path}: expected a mapping of sections at the top level")
+    return raw
 
-    t = get_task(task)
-    return Config(task=task, train=t.default_train(), data=t.DataConfig(), model=t.ModelConfig())
 
-
-def load_config(path: str | Path | None = None, task: str | None = None,
-                overrides: list[str] | None = None) -> Config:
-    """Config from defaults, then a YAML file, then `key=value` overrides, in that order."""
-    raw: dict = {}
-    if path is not None:
-        path = Path(path)
-        if path.is_dir():  # a run directory: take its resolved config
-            path = path / "config.yaml"
-        if not path.exists():
-            raise E2EError(f"config file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise E2EError(f"{path} is not valid YAML: {e}") from None
-        if not isinstance(raw, dict):
-            raise E2EError(f"{path}: expected a mapping of sections at the top level")
-    task = task or raw.get("task") or "vision"
-    if raw.get("task") not in (None, task):
-        raise E2EError(f"{path} is a config for task '{raw['task']}', not '{task}'")
-    cfg = default_config(task)
+def merge(cfg: Config, raw: dict, overrides: list[str] | None = None, source: str = "") -> Config:
+    """Apply a YAML dict of sections, then `key=value` overrides, onto `cfg` (the task's
+    defaults, from `e2e.tasks.default_config`), in that order."""
+    if raw.get("task") not in (None, cfg.task):
+        raise E2EError(f"{source} is a config for task '{raw['task']}', not '{cfg.task}'")
     unknown = set(raw) - {"task", "train", "data", "model"}
     if unknown:
-        raise E2EError(f"{path}: unknown section(s) {sorted(unknown)}; "
+        raise E2EError(f"{source}: unknown section(s) {sorted(unknown)}; "
                        "valid sections: task, train, data, model")
     for section in ("train", "data", "model"):
         values = raw.get(section) or {}
         if not isinstance(values, dict):
-            raise E2EError(f"{path}: section '{section}' must be a mapping")
+            raise E2EError(f"{source}: section '{section}' must be a mapping")
         for key, value in values.items():
-            _assign(cfg, section, key, value, source=str(path))
+            _assign(cfg, section, key, value, source=source)
     for item in overrides or []:
         apply_override(cfg, item)
     return cfg

@@ -208,9 +208,8 @@ def _to_numpy(inputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
 def init_run(task_name: str, info: dict, out: str | Path) -> Path:
     """A run directory holding a freshly initialised model of the default config: export
     and latency need a model of the right shape, not a trained one."""
-    from e2e.config import default_config
     from e2e.engine.checkpoint import save_checkpoint
-    from e2e.tasks import get_task
+    from e2e.tasks import default_config, get_task
 
     out = Path(out)
     cfg, task = default_config(task_name), get_task(task_name)
@@ -268,9 +267,8 @@ class ExportedPredictor:
     """`Predictor.predict` with an exported model (onnxruntime or TorchScript), no weights."""
 
     def __init__(self, run: str | Path, backend: str = "onnx"):
-        from e2e.config import load_config
         from e2e.engine.run import RunDir
-        from e2e.tasks import get_task
+        from e2e.tasks import get_task, load_config
 
         if backend not in FORMATS:
             raise E2EError(f"unknown backend '{backend}'; choose torch, {', '.join(FORMATS)}")

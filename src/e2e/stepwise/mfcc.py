@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from e2e.errors import DatasetMissing
+from e2e.errors import DatasetMissing, E2EError
+from e2e.tasks.speech.task import SpeechTask
 
 COEFFICIENTS = 13
 CHANNELS = 3 * COEFFICIENTS  # coefficients, deltas, delta-deltas
@@ -74,3 +75,21 @@ class MfccFrontend(nn.Module):
         for i, f in enumerate(feats):
             out[i, :, :len(f)] = torch.from_numpy(f.T).to(x.device)
         return out, frames
+
+
+class MfccSpeechTask(SpeechTask):
+    """Speech recognition the stepwise way: fixed MFCCs, then the same conformer and CTC.
+
+    Registered as task `speech-mfcc`: `e2e train speech-mfcc` trains it and a run of it
+    loads like any other. Its front end runs in NumPy, outside the graph, so it has no export.
+    """
+
+    name = "speech-mfcc"
+
+    def front_end(self) -> tuple[nn.Module | None, int]:
+        return MfccFrontend(), CHANNELS
+
+    def export_specs(self, model: nn.Module, info: dict) -> dict:
+        raise E2EError("a speech-mfcc model cannot be exported: its librosa MFCC front end "
+                       "runs in NumPy, outside the graph; export a run of the end-to-end "
+                       "`speech` task")

@@ -3,7 +3,7 @@
 Three systems, at nested training-set sizes, scored on the same test sets:
 
 - end to end: learned conv front end + conformer + CTC over characters (the speech task);
-- stepwise: fixed librosa MFCCs + the same conformer and CTC (`model.frontend=mfcc`), trained
+- stepwise: fixed librosa MFCCs + the same conformer and CTC (task `speech-mfcc`), trained
   by the same engine on the same utterances - only the front end is hand-made;
 - stepwise: MFCC + DTW isolated-word recognizer (e2e.stepwise.mfcc_dtw), its templates
   single words spoken by the corpus's training voices; nothing is learned by gradient.
@@ -28,11 +28,12 @@ from tqdm import tqdm
 
 from e2e import api
 from e2e.compare import CompareOptions, Comparison, Metric, Row, nested_sizes
-from e2e.config import Config, load_config, with_overrides
+from e2e.config import Config, with_overrides
 from e2e.data import asterisk
 from e2e.data.audio import load_all
 from e2e.data.sources import data_home
 from e2e.errors import E2EError
+from e2e.tasks import load_config
 
 # The budgets (--set overrides win). --quick: 600 training utterances and 90 s per network,
 # about 10 minutes on 2 cores in all; otherwise the default 5,000-utterance corpus and 4
@@ -151,12 +152,14 @@ def compare_speech(opts: CompareOptions, bar: tqdm) -> Comparison:
     rows: list[Row] = []
     details: list[tuple[str, int, dict[str, float], dict]] = []
     for n in p.sizes:
-        for side, frontend in (("end to end (learned front end + conformer)", "learned"),
-                               ("stepwise: MFCC + same conformer", "mfcc")):
+        for side, task, frontend in (
+                ("end to end (learned front end + conformer)", "speech", "learned"),
+                ("stepwise: MFCC + same conformer", "speech-mfcc", "mfcc")):
             bar.set_description(f"speech: {frontend} front end on {n} utterances")
             out = opts.out / "speech" / f"{frontend}-{n}"
-            r = api.train(config=with_overrides(p.cfg, f"data.n={n}", f"model.frontend={frontend}"),
-                          out=out, quiet=True)
+            cfg = with_overrides(p.cfg, f"data.n={n}")
+            cfg.task = task
+            r = api.train(config=cfg, out=out, quiet=True)
             scores, ms = score_network(out, tests)
             rows.append(Row(side, n, scores[SETS[0]], r["train_seconds"], ms,
                             f"{r['parameters']:,} parameters"))

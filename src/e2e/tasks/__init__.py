@@ -1,19 +1,52 @@
-"""Applications. Each module holds one task; `get_task(name)` returns an instance."""
+"""The registry of applications, and configs built from a task's defaults.
+
+Each application is one package under `e2e/tasks/`; adding one means adding its folder and
+one line to TASKS. Nothing here imports torch: `e2e --help` and `e2e config` stay fast,
+and an application's modules load only when it is used.
+"""
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
+from e2e.config import Config, merge, read_yaml
 from e2e.errors import E2EError
 
+# name -> "module:Class" of the task. Tests and users may register more (see register).
 TASKS = {"vision": "e2e.tasks.vision.task:VisionTask",
          "speech": "e2e.tasks.speech.task:SpeechTask",
          "text": "e2e.tasks.text.task:TextTask",
-         "driving": "e2e.tasks.driving.task:DrivingTask"}
+         "driving": "e2e.tasks.driving.task:DrivingTask",
+         # the stepwise counterpart of speech: fixed MFCCs instead of the learned front end
+         "speech-mfcc": "e2e.stepwise.mfcc:MfccSpeechTask"}
+
+
+def register(name: str, target: str | type) -> None:
+    """Add an application: `target` is a Task class or its "module:Class" path."""
+    TASKS[name] = target
 
 
 def get_task(name: str):
+    """A fresh instance of the task registered as `name`."""
     if name not in TASKS:
         raise E2EError(f"unknown task '{name}'; available: {', '.join(sorted(TASKS))}")
-    module, cls = TASKS[name].split(":")
-    return getattr(importlib.import_module(module), cls)()
+    target = TASKS[name]
+    if isinstance(target, str):
+        module, cls = target.split(":")
+        target = getattr(importlib.import_module(module), cls)
+    return target()
+
+
+def default_config(task: str) -> Config:
+    """The task's own defaults: its data and model configs, and its training recipe."""
+    t = get_task(task)
+    return Config(task=task, train=t.default_train(), data=t.DataConfig(), model=t.ModelConfig())
+
+
+def load_config(path: str | Path | None = None, task: str | None = None,
+                overrides: list[str] | None = None) -> Config:
+    """Config from the task's defaults, then a YAML file, then `key=value` overrides."""
+    raw = read_yaml(path) if path is not None else {}
+    task = task or raw.get("task") or "vision"
+    return merge(default_config(task), raw, overrides, source=str(path))

@@ -103,8 +103,7 @@ def cmd_data_driving(args) -> int:
 
 def train_dagger(args, overrides: list[str], out: str) -> dict:
     """`e2e train driving --dagger N`: behavior cloning, then N DAgger rounds."""
-    from e2e.config import load_config
-    from e2e.tasks import get_task
+    from e2e.tasks import get_task, load_config
 
     cfg = load_config(args.config, args.task,
                       ([f"data.source={args.data}"] if args.data else []) + overrides)

@@ -4,8 +4,9 @@
                  (conv over samples,     (100 -> 50 frames    (conformer
                   square, smooth, log)    per second)          or BiGRU)
 
-`model.frontend=mfcc` swaps the learned filterbank for fixed librosa MFCCs at the same frame
-rate (e2e.stepwise.mfcc): the stepwise counterpart that `e2e compare speech` measures.
+The front end is a constructor argument: the stepwise counterpart that `e2e compare speech`
+measures (task `speech-mfcc`, in e2e.stepwise.mfcc) passes fixed librosa MFCCs at the same
+frame rate instead of the learned filterbank.
 
 The front end is a convolution over raw samples whose filters start random and are learned
 with everything else; squaring, local averaging and a log give it the dynamic range
@@ -25,9 +26,8 @@ from torch import nn
 
 
 @dataclass
-class SpeechModel:
+class SpeechModelConfig:
     encoder: str = "conformer"  # conformer | gru
-    frontend: str = "learned"  # learned (end to end) | mfcc (fixed librosa MFCCs: stepwise)
     filters: int = 80  # learned front-end filters
     filter_ms: float = 8.0  # length of each learned filter
     dim: int = 144  # encoder width
@@ -122,16 +122,14 @@ class ConformerBlock(nn.Module):
 class SpeechRecognizer(nn.Module):
     """(waveform N x T, lengths N) -> (logits N x T' x vocab, frame lengths N)."""
 
-    def __init__(self, vocab: int, m: SpeechModel):
+    def __init__(self, vocab: int, m: SpeechModelConfig, front: nn.Module | None = None,
+                 channels: int = 0):
+        """`front` (waveform, lengths) -> (features N x channels x frames, frame lengths);
+        by default the learned filterbank."""
         super().__init__()
-        if m.frontend == "learned":
-            self.front, channels = LearnedFilterbank(m.filters, m.filter_ms), m.filters
-        elif m.frontend == "mfcc":
-            from e2e.stepwise.mfcc import MfccFrontend
-
-            self.front, channels = MfccFrontend(), MfccFrontend.channels
-        else:
-            raise ValueError(f"model.frontend must be learned or mfcc, got '{m.frontend}'")
+        if front is None:
+            front, channels = LearnedFilterbank(m.filters, m.filter_ms), m.filters
+        self.front = front
         self.subsample = nn.Conv1d(channels, m.dim, 5, stride=2, padding=2)
         self.encoder_kind = m.encoder
         if m.encoder == "conformer":

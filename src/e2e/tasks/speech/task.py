@@ -1,8 +1,8 @@
 """Speech recognition end to end: raw 16 kHz waveform in, text out, one CTC loss.
 
 The model (e2e.tasks.speech.model) learns its own front end from samples; nothing outside the
-network turns audio into features (`model.frontend=mfcc` is the stepwise exception: fixed
-librosa MFCCs feed the same encoder). Data (`data.source`):
+network turns audio into features (the stepwise counterpart, task `speech-mfcc` in
+e2e.stepwise.mfcc, feeds fixed librosa MFCCs to the same encoder). Data (`data.source`):
   synth   the espeak-ng corpus (e2e.tasks.speech.synth), rendered on first use; training,
           validation and test voices are disjoint
   PATH    a manifest TSV (path<TAB>transcript), a folder of them, or LibriSpeech-style
@@ -40,7 +40,7 @@ from e2e.errors import DatasetMissing, E2EError
 from e2e.tasks.base import Splits
 from e2e.tasks.speech.augment import AugmentConfig, augment
 from e2e.tasks.speech.ctc import Lexicon, beam_search, ctc_loss, encode, greedy
-from e2e.tasks.speech.model import SpeechModel, SpeechRecognizer
+from e2e.tasks.speech.model import SpeechModelConfig, SpeechRecognizer
 
 
 @dataclass
@@ -92,7 +92,7 @@ def collate(items: list[dict]) -> dict:
 class SpeechTask:
     name = "speech"
     DataConfig = SpeechData
-    ModelConfig = SpeechModel
+    ModelConfig = SpeechModelConfig
     metrics = ("wer", "cer", "loss")
     channels_last = False
 
@@ -166,15 +166,17 @@ class SpeechTask:
 
     # ---- model and loss ----
     def build_model(self, cfg: Config, info: dict[str, Any]) -> torch.nn.Module:
-        m: SpeechModel = cfg.model
+        m: SpeechModelConfig = cfg.model
         if m.encoder not in ("conformer", "gru"):
             raise E2EError(f"model.encoder must be conformer or gru, got '{m.encoder}'")
-        if m.frontend not in ("learned", "mfcc"):
-            raise E2EError(f"model.frontend must be learned (the end-to-end filterbank) or mfcc "
-                           f"(fixed librosa MFCCs), got '{m.frontend}'")
         if m.encoder == "conformer" and m.dim % m.heads:
             raise E2EError(f"model.dim ({m.dim}) must be divisible by model.heads ({m.heads})")
-        return SpeechRecognizer(len(info["vocab"]) + 1, m)
+        return SpeechRecognizer(len(info["vocab"]) + 1, m, *self.front_end())
+
+    def front_end(self) -> tuple[torch.nn.Module | None, int]:
+        """The module that turns waveforms into features, and its channels; None = the
+        learned filterbank (the stepwise `speech-mfcc` task puts fixed MFCCs here)."""
+        return None, 0
 
     def prepare_batch(self, batch: dict, train: bool) -> dict:
         d: SpeechData = self._cfg.data
@@ -267,11 +269,6 @@ class SpeechTask:
     def export_specs(self, model: torch.nn.Module, info: dict[str, Any]) -> dict:
         """The network (waveform -> CTC logits); decoding (greedy, beam) stays in Python."""
         from e2e.export import ExportSpec
-
-        if self._cfg.model.frontend != "learned":
-            raise E2EError("a speech model with model.frontend=mfcc cannot be exported: its "
-                           "librosa MFCC front end runs in NumPy, outside the graph; export "
-                           "a run trained with the learned front end (the default)")
 
         def waves(g: torch.Generator | None, lengths: list[int]) -> dict[str, torch.Tensor]:
             x = 0.1 * torch.randn(len(lengths), max(lengths), generator=g)
