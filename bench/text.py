@@ -1,7 +1,10 @@
 """Benchmark: translation (Bible KJV -> RV1909) and summarization (Debian descriptions).
 
-    flock /tmp/e2e-cpu.lock .venv/bin/python bench/text.py [--translate-minutes 30]
-        [--summarize-minutes 10]
+    flock /tmp/e2e-core0.lock taskset -c 0 .venv/bin/python bench/text.py
+        [--translate-minutes 35] [--summarize-minutes 30] [--only translate|summarize]
+
+The recipes are the named configs configs/text/bible.yaml and configs/text/summarize.yaml
+(what `e2e train text --config FILE` reads); the benchmark adds only its time budget.
 
 1. Translation: train the Transformer for a fixed CPU time budget, then BLEU and chrF on
    the held-out books; on the same verses, apertium's rule-based eng-spa.
@@ -37,23 +40,18 @@ from e2e.tasks.text.task import TextTask, pad
 sys.path.insert(0, str(Path(__file__).parent))
 from results import machine, write_section  # noqa: E402
 
-TRANSLATE = ["model.d_model=192", "model.ff=768", "model.heads=4", "model.encoder_layers=3",
-             "model.decoder_layers=3", "data.vocab_size=6000", "train.batch_size=64",
-             "train.lr=2e-3", "train.warmup=0.05", "data.val_decode=150"]
-SUMMARIZE = ["data.source=debian-descriptions", "model.d_model=192", "model.ff=768",
-             "model.encoder_layers=2", "model.decoder_layers=2", "data.vocab_size=6000",
-             "data.max_source_tokens=96", "data.max_target_tokens=32", "train.batch_size=64",
-             "train.lr=2e-3", "train.warmup=0.05", "train.monitor=val/rougeL",
-             "data.val_decode=150"]
+CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "text"
+TRANSLATE, SUMMARIZE = CONFIGS / "bible.yaml", CONFIGS / "summarize.yaml"
 
 
-def probe_seconds_per_step(overrides: list[str], steps: int = 3) -> dict[int, float]:
+def probe_seconds_per_step(recipe: Path, overrides: list[str], steps: int = 3
+                           ) -> dict[int, float]:
     """Seconds per training step on real batches, with 1 and with 2 torch threads.
 
     On a shared 2-core machine, two OpenMP threads that wait on each other can be several
     times slower than one, so the benchmark measures both and keeps the faster.
     """
-    cfg = load_config(None, "text", overrides)
+    cfg = load_config(recipe, "text", overrides)
     task = TextTask()
     splits = task.build_data(cfg)
     task.setup(cfg, splits.info)
@@ -77,15 +75,15 @@ def probe_seconds_per_step(overrides: list[str], steps: int = 3) -> dict[int, fl
     return timings
 
 
-def train_for(name: str, overrides: list[str], minutes: float, evals: int = 5,
+def train_for(name: str, recipe: Path, overrides: list[str], minutes: float, evals: int = 5,
               reuse: bool = False) -> tuple:
     out = Path("bench/runs") / name
     if reuse and (out / "results.json").exists():  # evaluate an earlier run again
         cfg = load_config(out)
         return json.loads((out / "results.json").read_text()), out, \
-            [o for o in overrides if o.split("=")[0].startswith(("model.", "data."))] + \
-            [f"train.max_steps={cfg.train.max_steps}", f"train.time_limit={cfg.train.time_limit:g}"]
-    timings = probe_seconds_per_step(overrides)
+            [str(recipe.relative_to(CONFIGS.parent.parent)), *overrides,
+             f"train.max_steps={cfg.train.max_steps}", f"train.time_limit={cfg.train.time_limit:g}"]
+    timings = probe_seconds_per_step(recipe, overrides)
     # One thread unless two are clearly faster: a busy machine punishes two far more.
     threads = 2 if timings[2] < 0.8 * timings[1] else 1
     torch.set_num_threads(threads)
@@ -103,8 +101,9 @@ def train_for(name: str, overrides: list[str], minutes: float, evals: int = 5,
                         f"train.eval_every={max(1, expected // evals)}"]
     print(f"{name}: {sec:.2f} s/step on the probe -> ~{expected} steps in {minutes} min",
           flush=True)
-    results = e2e.train("text", out=out, overrides=full)
-    return results, out, full + [f"(torch threads: {threads})"]
+    results = e2e.train("text", config=load_config(recipe, "text", full), out=out)
+    return results, out, [str(recipe.relative_to(CONFIGS.parent.parent))] + full + \
+        [f"(torch threads: {threads})"]
 
 
 def decode_speed(run: Path, n: int = 256, batch: int = 32) -> dict:
@@ -137,7 +136,9 @@ def decode_speed(run: Path, n: int = 256, batch: int = 32) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--translate-minutes", type=float, default=30)
-    ap.add_argument("--summarize-minutes", type=float, default=10)
+    ap.add_argument("--summarize-minutes", type=float, default=30)
+    ap.add_argument("--only", choices=("translate", "summarize"),
+                    help="run one half; the other's numbers are kept from text-bench.json")
     ap.add_argument("--smoke", action="store_true", help="tiny data, a check that it all runs")
     ap.add_argument("--reuse", action="store_true", help="evaluate the runs already trained")
     ap.add_argument("--speed-only", action="store_true",
@@ -145,15 +146,16 @@ def main() -> None:
     ap.add_argument("--render", action="store_true",
                     help="only rewrite RESULTS.md from bench/runs/text-bench.json")
     args = ap.parse_args()
-    global TRANSLATE, SUMMARIZE
+    translate_extra, summarize_extra = [], []
     if args.smoke:
         tiny = ["data.limit=500", "data.val_decode=20", "data.test_limit=30",
                 "model.max_len=64", "data.max_source_tokens=60", "data.max_target_tokens=60"]
-        TRANSLATE, SUMMARIZE = TRANSLATE + tiny, SUMMARIZE + tiny[:3]
-    command = ("flock /tmp/e2e-cpu.lock .venv/bin/python bench/text.py "
+        translate_extra, summarize_extra = tiny, tiny[:3]
+    command = ("flock /tmp/e2e-core0.lock taskset -c 0 .venv/bin/python bench/text.py "
                f"--translate-minutes {args.translate_minutes:g} "
                f"--summarize-minutes {args.summarize_minutes:g}")
-    report = {}
+    saved_path = Path("bench/runs/text-bench.json")
+    report = json.loads(saved_path.read_text()) if args.only and saved_path.exists() else {}
     if args.speed_only:  # re-measure decoding speed on the trained translation run
         saved = json.loads(Path("bench/runs/text-bench.json").read_text())
         saved["speed"] = decode_speed(Path(saved["translate"]["run"]))
@@ -167,10 +169,23 @@ def main() -> None:
         write_section("text", render(saved, saved.get("command", command)))
         return
 
-    # ---- 1. translation vs apertium ----
     suffix = "-smoke" if args.smoke else ""
-    res, run, full = train_for("text-bible" + suffix, TRANSLATE, args.translate_minutes,
-                                 reuse=args.reuse)
+    if args.only != "summarize":
+        translation(report, suffix, translate_extra, args)
+    if args.only != "translate":
+        summarization(report, suffix, summarize_extra, args)
+    if args.smoke:
+        print(render(report, command + " --smoke"))
+        return
+    report["command"], report["machine"] = command, machine()
+    Path("bench/runs/text-bench.json").write_text(json.dumps(report, indent=1, default=str))
+    write_section("text", render(report, command))
+
+
+def translation(report: dict, suffix: str, extra: list[str], args) -> None:
+    """Train the translator, score it and apertium on the held-out books; decoding speed."""
+    res, run, full = train_for("text-bible" + suffix, TRANSLATE, extra, args.translate_minutes,
+                               reuse=args.reuse)
     model = e2e.load(run)
     splits = model.task.build_data(model.cfg)
     test = splits.test
@@ -187,9 +202,11 @@ def main() -> None:
     report["speed"] = decode_speed(run, n=32 if args.smoke else 256)
     print(report["speed"], flush=True)
 
-    # ---- 2. summarization vs lead ----
-    res_s, run_s, full_s = train_for("text-debian" + suffix, SUMMARIZE, args.summarize_minutes,
-                                     reuse=args.reuse)
+
+def summarization(report: dict, suffix: str, extra: list[str], args) -> None:
+    """Train the summarizer, score it and the lead sentence on the held-out descriptions."""
+    res_s, run_s, full_s = train_for("text-debian" + suffix, SUMMARIZE, extra,
+                                     args.summarize_minutes, reuse=args.reuse)
     model_s = e2e.load(run_s)
     test_s = model_s.task.build_data(model_s.cfg).test
     ours_s = {k: v for k, v in res_s.items() if k.startswith("test/")}
@@ -197,12 +214,6 @@ def main() -> None:
     report["summarize"] = {"run": str(run_s), "overrides": full_s, "results": res_s,
                            "ours": ours_s, "lead": lead, "pairs": len(test_s)}
     print(json.dumps(report["summarize"], indent=1, default=str), flush=True)
-    if args.smoke:
-        print(render(report, command + " --smoke"))
-        return
-    report["command"], report["machine"] = command, machine()
-    Path("bench/runs/text-bench.json").write_text(json.dumps(report, indent=1, default=str))
-    write_section("text", render(report, command))
 
 
 def flags(overrides: list[str]) -> str:
@@ -254,13 +265,23 @@ def summary_notes(s: dict) -> list[str]:
 
 
 def render(r: dict, command: str) -> str:
-    t, s, v = r["translate"], r["summarize"], r["speed"]
-    tr, sr = t["results"], s["results"]
     lines = [
         "## Text: translation and summarization", "",
         f"Command: `{command}`  ",
         f"Machine: {r.get('machine') or machine()} (shared with other jobs; each run's torch "
-        "threads are listed with its flags)", "",
+        "threads are listed with its flags)", ""]
+    if "translate" in r:
+        lines += render_translation(r["translate"], r["speed"])
+    if "summarize" in r:
+        lines += render_summary(r["summarize"])
+    if "speed" in r:
+        lines += render_speed(r["speed"])
+    return "\n".join(lines)
+
+
+def render_translation(t: dict, v: dict) -> list[str]:
+    tr = t["results"]
+    return [
         f"### Translation, KJV English -> Reina-Valera 1909 Spanish, {t['verses']} verses of "
         "held-out books (Ruth, Jonah, Mark, Philippians, James)", "",
         f"Transformer: {tr['parameters']:,} parameters, {tr['steps']} steps of 64 pairs "
@@ -273,7 +294,12 @@ def render(r: dict, command: str) -> str:
         f"{t['apertium']['chrf']:.2f} |", "",
         f"sacrebleu: `{t['signature']}`; apertium ran at {t['apertium_sents_per_s']:.0f} "
         "sentences/s.", "",
-        *translation_notes(t, v), "",
+        *translation_notes(t, v), ""]
+
+
+def render_summary(s: dict) -> list[str]:
+    sr = s["results"]
+    return [
         f"### Summarization, Debian long description -> one-line summary, {s['pairs']} "
         "held-out descriptions", "",
         f"Transformer: {sr['parameters']:,} parameters, {sr['steps']} steps of 64 pairs "
@@ -283,7 +309,11 @@ def render(r: dict, command: str) -> str:
         f"| e2e Transformer | {s['ours']['test/rougeL']:.2f} | {s['ours']['test/bleu']:.2f} |",
         f"| lead: first sentence of the description | {s['lead']['rougeL']:.2f} | "
         f"{s['lead']['bleu']:.2f} |", "",
-        *summary_notes(s), "",
+        *summary_notes(s), ""]
+
+
+def render_speed(v: dict) -> list[str]:
+    return [
         "### Decoding speed (translation model, greedy, 256 test verses, batches of 32, "
         "bf16 autocast)", "",
         *([f"Measured by `{v['command']}` on the run trained above.", ""]
@@ -299,7 +329,6 @@ def render(r: dict, command: str) -> str:
                                          "differently, which can flip near-ties (in fp32 they "
                                          "agree token for token: tests/test_text.py).")),
     ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from torch import nn
 
 from e2e.config import Config, TrainConfig
 from e2e.engine.batching import TensorData, eval_batches
-from e2e.tasks.base import Splits
+from e2e.tasks.base import Splits, Task
 
 
 @dataclass
@@ -47,7 +47,7 @@ class MLP(nn.Module):
         return self.out(torch.tanh(self.fc2(h)))
 
 
-class BlobsTask:
+class BlobsTask(Task):
     """Three Gaussian blobs in 2-D: a task small enough to train in a fraction of a second."""
 
     name = "blobs"
@@ -57,6 +57,7 @@ class BlobsTask:
     nan_at_step: int | None = None  # make the loss NaN from this step on
 
     def __init__(self):
+        super().__init__()
         self.steps = 0
 
     def default_train(self):

@@ -40,14 +40,14 @@ def test_round_trip_on_a_folder_of_pngs(tmp_path):
 def test_bad_set_key_lists_valid_keys(tmp_path):
     proc = run_cli("train", "vision", "--data", "digits", "--set", "train.learning_rate=1",
                    "--out", str(tmp_path / "r"), check=False)
-    assert proc.returncode == 2 and "unknown key 'train.learning_rate'" in proc.stderr
+    assert proc.returncode == 1 and "unknown key 'train.learning_rate'" in proc.stderr
     assert "train.lr (float" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_missing_dataset_prints_install_command(tmp_path):
     proc = run_cli("train", "vision", "--out", str(tmp_path / "r"), check=False,
                    env={"E2E_FASHION_MNIST": str(tmp_path / "none")})
-    assert proc.returncode == 2 and "apt-get install -y dataset-fashion-mnist" in proc.stderr
+    assert proc.returncode == 1 and "apt-get install -y dataset-fashion-mnist" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -56,9 +56,9 @@ def test_predict_on_missing_or_bad_image(tmp_path):
     run_cli("train", "vision", "--data", "digits", "--out", str(run), "--quiet",
             "--set", "train.epochs=1", "--set", "model.widths=[8,16]")
     proc = run_cli("predict", str(run), str(tmp_path / "nope.png"), check=False)
-    assert proc.returncode == 2 and "nope.png does not exist" in proc.stderr
+    assert proc.returncode == 1 and "nope.png does not exist" in proc.stderr
     (tmp_path / "bad.png").write_bytes(b"garbage")
     proc = run_cli("predict", str(run), str(tmp_path / "bad.png"), check=False)
-    assert proc.returncode == 2 and "bad.png" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "bad.png" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("evaluate", str(tmp_path), check=False)
-    assert proc.returncode == 2 and "not a run directory" in proc.stderr
+    assert proc.returncode == 1 and "not a run directory" in proc.stderr

@@ -1,8 +1,12 @@
+import dataclasses
+import math
+import typing
+
 import pytest
 
-from e2e.config import apply_override
+from e2e.config import Interval, apply_override, validate
 from e2e.errors import E2EError
-from e2e.tasks import default_config, load_config
+from e2e.tasks import TASKS, default_config, load_config
 
 
 def test_defaults_round_trip_through_yaml(tmp_path):
@@ -50,5 +54,76 @@ def test_bad_yaml_file(tmp_path):
 
 
 def test_unknown_task():
-    with pytest.raises(E2EError, match="unknown task 'audio'"):
+    with pytest.raises(E2EError, match="unknown application 'audio'"):
         default_config("audio")
+
+
+@pytest.mark.parametrize("item, key, allowed", [
+    ("train.epochs=-3", "train.epochs", "[1, inf)"),
+    ("train.epochs=0", "train.epochs", "[1, inf)"),
+    ("train.batch_size=0", "train.batch_size", "[1, inf)"),
+    ("train.batch_size=-8", "train.batch_size", "[1, inf)"),
+    ("train.lr=nan", "train.lr", "[0, inf)"),
+    ("train.lr=.inf", "train.lr", "[0, inf)"),
+    ("train.lr=-1e-3", "train.lr", "[0, inf)"),
+    ("train.warmup=1.5", "train.warmup", "[0, 1]"),
+    ("train.grad_accum=0", "train.grad_accum", "[1, inf)"),
+    ("train.time_limit=-1", "train.time_limit", "[0, inf)"),
+    ("model.widths=[8, 0]", "model.widths", "[1, inf)"),
+    ("model.dropout=1", "model.dropout", "[0, 1)"),
+    ("data.val_fraction=1.5", "data.val_fraction", "(0, 1)"),
+])
+def test_out_of_range_values_are_refused_with_key_and_range(item, key, allowed):
+    with pytest.raises(E2EError) as err:
+        load_config(None, "vision", [item])
+    first = str(err.value).splitlines()[0]
+    assert key in first and f"allowed range {allowed}" in first
+
+
+def test_out_of_range_value_in_a_yaml_file_names_the_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("train:\n  epochs: 0\n")
+    with pytest.raises(E2EError, match=r"c.yaml: train.epochs must be >= 1, got 0"):
+        load_config(tmp_path / "c.yaml", "vision")
+
+
+def test_validate_catches_values_set_in_python():
+    cfg = default_config("vision")
+    cfg.train.lr = float("nan")
+    with pytest.raises(E2EError, match="train.lr must be >= 0, got nan"):
+        validate(cfg)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_numeric_value_of_every_task_has_a_range_its_default_obeys(task):
+    cfg = default_config(task)
+    validate(cfg)  # the defaults themselves are in range
+    for section in ("train", "data", "model"):
+        obj = getattr(cfg, section)
+        hints = typing.get_type_hints(type(obj))
+        for f in dataclasses.fields(obj):
+            numeric = {int, float} & {hints[f.name], *typing.get_args(hints[f.name])}
+            if numeric and hints[f.name] is not bool:
+                assert f.name in type(obj).RANGES, f"{task}: {section}.{f.name} has no range"
+        for text in type(obj).RANGES.values():
+            Interval.parse(text)  # each range is well written
+
+
+def test_interval_notation():
+    closed, open_ = Interval.parse("[0, 1]"), Interval.parse("(0, 1)")
+    assert 0 in closed and 1 in closed and 0 not in open_ and 1 not in open_ and 0.5 in open_
+    assert math.nan not in Interval.parse("(-inf, inf)")
+    assert math.inf not in Interval.parse("[0, inf)")
+    with pytest.raises(ValueError):
+        Interval.parse("0..1")
+
+
+def test_valid_keys_show_the_tasks_defaults_and_a_suggestion():
+    with pytest.raises(E2EError) as err:
+        load_config(None, "vision", ["train.epoch=3"])
+    text = str(err.value)
+    assert "Did you mean train.epochs?" in text.splitlines()[0]
+    assert "train.epochs (int, default 20, range [1, inf))" in text  # vision's, not 10
+    with pytest.raises(E2EError, match="Did you mean train.lr"):
+        load_config(None, "vision", ["lr=1e-3"])
+    with pytest.raises(E2EError, match="Did you mean train.lr"):
+        load_config(None, "vision", ["optim.lr=1e-3"])

@@ -111,7 +111,7 @@ def test_torchrun_without_out_is_refused(tmp_path, monkeypatch, capsys):
     for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")):
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "vision", "--data", "digits"]) == 2
+    assert main(["train", "vision", "--data", "digits"]) == 1
     assert "--out" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 

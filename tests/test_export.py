@@ -72,7 +72,7 @@ def test_missing_or_old_exports_are_refused(run, exported, tmp_path, capsys):
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     (fresh / "config.yaml").write_text((run / "config.yaml").read_text())
-    assert main(["predict", str(fresh), "x.png", "--backend", "onnx"]) == 2
+    assert main(["predict", str(fresh), "x.png", "--backend", "onnx"]) == 1
     assert f"run `e2e export {fresh}` first" in capsys.readouterr().err
 
     old = tmp_path / "old"

@@ -201,7 +201,7 @@ def test_port_in_use_is_reported(run, capsys):
         s.listen()
         port = s.getsockname()[1]
         code, err = e2e_cli(capsys, "serve", str(run), "--port", str(port))
-    assert code == 2 and f"port {port} on 127.0.0.1 is already in use" in err
+    assert code == 1 and f"port {port} on 127.0.0.1 is already in use" in err
 
 
 def test_foreign_and_old_runs_are_refused(run, tmp_path, capsys):
@@ -211,7 +211,7 @@ def test_foreign_and_old_runs_are_refused(run, tmp_path, capsys):
     for command in (["serve", str(foreign), "--port", str(free_port())],
                     ["export", str(foreign)]):
         code, err = e2e_cli(capsys, *command)
-        assert code == 2 and "unknown section(s) ['trainer']" in err
+        assert code == 1 and "unknown section(s) ['trainer']" in err
 
     old = tmp_path / "old"
     shutil.copytree(run, old)
@@ -220,4 +220,4 @@ def test_foreign_and_old_runs_are_refused(run, tmp_path, capsys):
         save_checkpoint({"model": ckpt["model"], "step": 1}, old / "checkpoints" / name)
     for command in (["serve", str(old), "--port", str(free_port())], ["export", str(old)]):
         code, err = e2e_cli(capsys, *command)
-        assert code == 2 and "older or foreign format" in err
+        assert code == 1 and "older or foreign format" in err

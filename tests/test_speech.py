@@ -253,4 +253,4 @@ def test_tiny_corpus_trains_and_transcribes(tmp_path):
     bad.write_bytes(b"RIFF....garbage")
     proc = run_cli("transcribe", str(run), str(wav), str(bad), check=False)
     assert f"{wav}: " in proc.stdout and "real-time factor" in proc.stdout
-    assert proc.returncode == 2 and "bad.wav is not a readable audio file" in proc.stderr
+    assert proc.returncode == 1 and "bad.wav is not a readable audio file" in proc.stderr

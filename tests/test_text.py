@@ -194,7 +194,7 @@ def test_cli_translate_summarize_evaluate(copy_run, tmp_path, capsys):
     assert main(["predict", run, str(tmp_path / "in.txt")]) == 0
     assert capsys.readouterr().out.strip() == "tree star"
     (tmp_path / "bad.txt").write_bytes(b"ok\n\xff\n")
-    assert main(["predict", run, str(tmp_path / "bad.txt")]) == 2
+    assert main(["predict", run, str(tmp_path / "bad.txt")]) == 1
     assert "bad.txt, line 2: invalid UTF-8" in capsys.readouterr().err
     assert main(["evaluate", run]) == 0
     out = capsys.readouterr().out

@@ -15,12 +15,14 @@ from typing import Any
 
 import torch
 
-from e2e.config import Config
+from e2e.config import Config, merge
 from e2e.engine import trainer
-from e2e.engine.checkpoint import load_checkpoint
+from e2e.engine.restore import load_run, restore_model
 from e2e.engine.run import RunDir
+from e2e.engine.weights import FILENAME as WEIGHTS_FILE
+from e2e.engine.weights import exported_config
 from e2e.errors import E2EError
-from e2e.tasks import get_task, load_config
+from e2e.tasks import default_config, get_task, load_config
 
 
 def train(task: str | None = None, out: str | Path = "runs/latest",
@@ -43,26 +45,20 @@ class Predictor:
 
     def __init__(self, run: str | Path, device: str = "cpu", checkpoint: str = "best"):
         self.run = RunDir(run)
-        self.run.require()
-        self.cfg = load_config(self.run.config)
+        exported = None if self.run.config.exists() else exported_config(self.run.path)
+        if exported is not None:  # a run reduced to model.safetensors: its config is inside
+            self.cfg = merge(default_config(exported["task"]), exported,
+                             source=str(self.run.path / WEIGHTS_FILE))
+        else:
+            self.run.require()
+            self.cfg = load_config(self.run.config)
         self.task = get_task(self.cfg.task)
-        path = self.run.best if checkpoint == "best" and self.run.best.exists() else \
-            self.run.last if checkpoint in ("best", "last") else Path(checkpoint)
-        if not path.exists():
-            path = self.run.weights()
-        ckpt = load_checkpoint(path, map_location=device)
-        if not isinstance(ckpt.get("info"), dict) or "model" not in ckpt:
-            raise E2EError(f"{path} is a checkpoint of an older or foreign format (it lacks "
-                           "the model's data info); retrain it with this version of e2e")
-        if ckpt.get("task", self.cfg.task) != self.cfg.task:
-            raise E2EError(f"{path} holds a '{ckpt['task']}' model but {self.run.config} "
-                           f"says task '{self.cfg.task}'")
-        self.checkpoint = path
-        self.info: dict[str, Any] = ckpt["info"]
-        self.task.setup(self.cfg, self.info)
-        self.model = self.task.build_model(self.cfg, self.info).to(device)
-        self.model.load_state_dict(ckpt["model"])
-        self.model.eval()
+        if exported is None:
+            self.cfg, self.model, self.info, self.checkpoint = load_run(self.task, run, device,
+                                                                        checkpoint)
+        else:
+            self.checkpoint = self.run.path / WEIGHTS_FILE
+            self.model, self.info = restore_model(self.task, self.cfg, self.checkpoint, device)
 
     def predict(self, raw: Any, **kwargs) -> Any:
         with torch.no_grad():

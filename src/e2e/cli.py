@@ -1,43 +1,78 @@
-"""The `e2e` command line.
+"""The `e2e` command line: the verbs every application shares.
 
-    e2e train vision [--data D] [--config C.yaml] [--set key=value ...] [--out RUN]
+    e2e train APP [--data D] [--config C.yaml] [--set key=value ...] [--out RUN]
     e2e train --resume RUN
     e2e evaluate RUN [--data D] [--split test]
-    e2e predict RUN IMAGE... [--top-k 3]
-    e2e transcribe RUN AUDIO...       # speech: text and real-time factor
-    e2e translate RUN "text" ...      # or lines on stdin; e2e summarize RUN alike
+    e2e predict RUN INPUT... [--json]   # images, audio files, files of text lines, frames
     e2e inspect RUN
     e2e export RUN [--format onnx torchscript]; e2e predict RUN INPUT... --backend onnx
-    e2e serve RUN... [--port 8000]    # a demo page per run, on 127.0.0.1
-    e2e compare APP [--quick]         # end to end vs stepwise (vision, speech, text, driving)
-    e2e config vision                 # the default config, as YAML to edit
+    e2e serve RUN... [--port 8000]      # a demo page per run, on 127.0.0.1
+    e2e compare APP [--quick]           # end to end vs stepwise
+    e2e config APP                      # the application's default config, as YAML to edit
+    e2e data list
+
+Each application adds its own verbs (`e2e transcribe`, `e2e translate`, `e2e drive`, ...)
+from its `cli.py`, named in the registry (e2e.tasks.CLIS). Nothing heavy is imported until
+a command runs, so `e2e --help` answers at once.
+
+Exit codes: 0 success; 1 the command ran and failed (a clear message, never a traceback);
+2 the command line itself is wrong (unknown command or option); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib
 import json
 import sys
 import time
 from pathlib import Path
 
-from e2e.errors import E2EError
-from e2e.serve import cli as serve_cli
-from e2e.tasks.driving import cli as driving_cli
-from e2e.tasks.speech import cli as speech_cli
+from e2e.errors import E2EError, describe_os_error
+from e2e.extras import missing_extra
+from e2e.tasks import CLIS, TASKS
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a misspelt command or choice."""
+
+    def error(self, message: str):
+        choices = [a for a in self._actions if a.choices]
+        if "invalid choice" in message:
+            wrong = message.split("'")[1] if "'" in message else ""
+            for action in choices:
+                close = difflib.get_close_matches(wrong, [str(c) for c in action.choices], 1)
+                if close:
+                    message += f" (did you mean '{close[0]}'?)"
+                    break
+        super().error(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="e2e", description="Train neural networks end to end.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from importlib.metadata import PackageNotFoundError, version
 
-    p = sub.add_parser("train", help="train a model end to end")
-    p.add_argument("task", nargs="?", help="vision (omit with --resume)")
+    try:
+        ver = version("e2e")
+    except PackageNotFoundError:
+        ver = "unknown"
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = Parser(prog="e2e", formatter_class=fmt,
+                    description="Train neural networks end to end: raw input in, prediction "
+                                "out, one loss, every layer trained together.")
+    parser.add_argument("--version", action="version", version=f"e2e {ver}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    apps = ", ".join(TASKS)
+
+    p = sub.add_parser("train", help="train a model end to end", formatter_class=fmt)
+    p.add_argument("task", nargs="?", help=f"the application: {apps} (omit with --resume)")
     p.add_argument("--data", help="dataset name or folder (sets data.source)")
-    p.add_argument("--config", help="YAML config, e.g. a run's config.yaml")
+    p.add_argument("--config", help="YAML config: a recipe in configs/APP/ or a run's config.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
-    p.add_argument("--out", help="run directory (default runs/TASK-TIMESTAMP)")
+    p.add_argument("--out", help="run directory (default: runs/APP-TIMESTAMP)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="sets train.device")
     p.add_argument("--resume", metavar="RUN",
                    help="continue the run in RUN from its last checkpoint")
@@ -48,67 +83,90 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dagger", type=int, default=0, metavar="ROUNDS",
                    help="driving: after behavior cloning, ROUNDS of DAgger (the network "
                         "drives, the expert labels what it sees, retrain)")
+    p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a trained run on its test split")
+    p = sub.add_parser("evaluate", help="evaluate a trained run on a split of its data",
+                       formatter_class=fmt)
     p.add_argument("run")
     p.add_argument("--data", help="evaluate on another source or folder with the same classes")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--device", default="cpu")
+    p.set_defaults(handler=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="predict raw inputs (image files) with a trained run")
+    p = sub.add_parser("predict", help="answer raw inputs with a trained run: image, audio or "
+                                       "frame files, or files of text lines", formatter_class=fmt)
     p.add_argument("run")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=int, default=3, help="classifiers: labels per input")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--backend", choices=serve_cli.BACKENDS, default="torch",
+    p.add_argument("--backend", choices=["torch", "onnx", "torchscript"], default="torch",
                    help="onnx / torchscript: run the exported model (after e2e export)")
-
-    for name in ("translate", "summarize"):
-        p = sub.add_parser(name, help=f"{name} text with a trained text run")
-        p.add_argument("run")
-        p.add_argument("texts", nargs="*", metavar="TEXT", help="inputs; none = lines on stdin")
-        p.add_argument("--beam", type=int, help="beam width (default: the run's model.beam)")
-        p.add_argument("--device", default="cpu")
+    p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("inspect", help="parameters, gradient flow and results of a run")
     p.add_argument("run")
+    p.set_defaults(handler=cmd_inspect)
 
-    p = sub.add_parser("compare", help="end to end vs stepwise on the same split, with a report")
-    p.add_argument("apps", nargs="+", metavar="APP", help="vision, speech, text, driving, or all")
+    p = sub.add_parser("compare", help="end to end vs stepwise on the same split, with a report",
+                       formatter_class=fmt)
+    p.add_argument("apps", nargs="+", metavar="APP",
+                   help="vision, speech, text, driving, or all")
     p.add_argument("--data", help="dataset name or folder (sets data.source)")
-    p.add_argument("--out", help="report directory (default runs/compare-APP-TIMESTAMP)")
+    p.add_argument("--out", help="report directory (default: runs/compare-APP-TIMESTAMP)")
     p.add_argument("--quick", action="store_true", help="a small version that takes minutes")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(handler=cmd_compare)
 
-    p = sub.add_parser("config", help="print a task's default config as YAML")
-    p.add_argument("task")
+    p = sub.add_parser("config", help="print an application's default config as YAML")
+    p.add_argument("task", choices=list(TASKS), metavar="APP", help=f"one of: {apps}")
+    p.set_defaults(handler=cmd_config)
 
     data = sub.add_parser("data", help="datasets: list what is installed, build corpora")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
-    data_sub.add_parser("list", help="known datasets, whether installed, how to install")
-    driving_cli.add_parsers(sub, data_sub)
-    speech_cli.add_parsers(sub, data_sub)
+    data_sub = data.add_subparsers(dest="data_command", metavar="WHAT", required=True,
+                                   parser_class=Parser)
+    p = data_sub.add_parser("list", help="known datasets, whether installed, how to install")
+    p.set_defaults(handler=cmd_data_list)
+
+    from e2e.serve import cli as serve_cli  # export and serve: deployment, not an application
+
     serve_cli.add_parsers(sub)
+    for module in CLIS.values():  # each application's own verbs
+        importlib.import_module(module).add_parsers(sub, data_sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:  # a bare `e2e` shows what it can do
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    args.argv = argv
     try:
-        return COMMANDS[args.command](args) or 0
+        return args.handler(args) or 0
     except E2EError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_FAILED
+    except ImportError as e:  # an optional extra that is not installed: name it
+        if missing_extra(e) is None:
+            raise
+        print(f"error: {missing_extra(e)}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as e:  # disk full, permission denied, ...: the system's one-line reason
+        print(f"error: {describe_os_error(e)}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted; resume with `e2e train --resume RUN`", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def cmd_train(args) -> int:
     from e2e import api
     from e2e.engine import distributed
+    from e2e.engine.results import headline
+    from e2e.tasks import get_task, load_config
 
     overrides = list(args.overrides)
     if args.device:
@@ -125,20 +183,28 @@ def cmd_train(args) -> int:
         out = args.resume
     else:
         if not args.task and not args.config:
-            raise E2EError("name a task (e2e train vision) or pass --config / --resume")
+            raise E2EError("name an application (e2e train vision) or pass --config / --resume")
         if not args.out and distributed.dist_env().world > 1:
             raise E2EError("with several processes, name the run directory with --out "
                            "(each process must write to the same one)")
         out = args.out or default_out(args.task)
         if args.dagger:
-            results = driving_cli.train_dagger(args, overrides, out)
+            cfg = load_config(args.config, args.task,
+                              ([f"data.source={args.data}"] if args.data else []) + overrides)
+            summary = get_task(cfg.task).train_with_expert(cfg, out, args.dagger,
+                                                           quiet=args.quiet)
+            for row in summary["rounds"]:
+                print(f"round {row['round']}: " + ", ".join(
+                    f"{k} {v:.1f}" for k, v in headline(row).items() if k.startswith("test/"))
+                    + f"  ({row['run']})")
+            results = summary["rounds"][-1]
         else:
             results = api.train(args.task, out=out, config=args.config, overrides=overrides,
                                 data=args.data, quiet=args.quiet)
     if results:
         print(f"run: {out}")
-        for k, v in results.items():
-            if k.startswith("test/") and k.count("/") == 1:
+        for k, v in headline(results).items():
+            if k.startswith("test/"):
                 print(f"{k}: {v:.4f}")
     return 0
 
@@ -161,67 +227,42 @@ def without_nproc(argv: list[str]) -> list[str]:
 
 def cmd_evaluate(args) -> int:
     from e2e import api
+    from e2e.engine.results import headline
 
     model = api.load(args.run, device=args.device)
-    for k, v in model.evaluate(args.split, data=args.data).items():
-        if k.count("/") == 1:
-            print(f"{k}: {v:.4f}")
-    if getattr(model.task, "signature", ""):  # e.g. sacrebleu's, so scores can be compared
+    for k, v in headline(model.evaluate(args.split, data=args.data)).items():
+        print(f"{k}: {v:.4f}")
+    if model.task.signature:  # e.g. sacrebleu's, so that scores can be compared
         print(f"signature: {model.task.signature}")
     return 0
 
 
 def cmd_predict(args) -> int:
+    import warnings
+
     from e2e import api
     from e2e.export import ExportedPredictor
 
     model = api.load(args.run, device=args.device) if args.backend == "torch" \
         else ExportedPredictor(args.run, args.backend)
-    for path in args.inputs:
-        if not Path(path).exists():
-            raise E2EError(f"input file {path} does not exist")
-    if model.cfg.task == "text":  # text inputs are files of lines, one input per line
-        from e2e.data.text_lines import read_text_lines
-
-        return print_text(model, [x for p in args.inputs for x in read_text_lines(p)], None)
-    if model.cfg.task == "driving":  # controls, not class labels
-        return driving_cli.print_predictions(model, args.inputs, args.json)
-    answers = model.predict(args.inputs, top_k=args.top_k)
-    if args.json:
-        print(json.dumps([{"input": i, "top": [{"label": label, "p": p} for label, p in a]}
-                          for i, a in zip(args.inputs, answers)], indent=1))
-    else:
-        for path, answer in zip(args.inputs, answers):
-            print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in answer))
-    return 0
-
-
-def cmd_text(args) -> int:
-    from e2e import api
-    from e2e.data.text_lines import read_text_lines
-
-    model = api.load(args.run, device=args.device)
-    if model.cfg.task != "text":
-        raise E2EError(f"{args.run} is a '{model.cfg.task}' run; e2e {args.command} needs a "
-                       "run of the text task (e2e train text ...)")
-    return print_text(model, args.texts or read_text_lines(None), args.beam)
-
-
-def print_text(model, texts: list[str], beam: int | None) -> int:
-    import warnings
-
+    inputs = model.task.predict_inputs(args.inputs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        answers = model.predict(texts, beam=beam)
+        answers = model.predict(inputs, top_k=args.top_k)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
-    for answer in answers:
-        print(answer)
+    if args.json:
+        print(json.dumps([model.task.prediction_json(i, a) for i, a in zip(inputs, answers)],
+                         indent=1))
+    else:
+        for raw, answer in zip(inputs, answers):
+            print(model.task.format_prediction(raw, answer))
     return 0
 
 
 def cmd_inspect(args) -> int:
     from e2e import api
+    from e2e.engine.results import is_detail
 
     model = api.load(args.run)
     print(f"run: {model.run.path}  task: {model.cfg.task}  checkpoint: {model.checkpoint}")
@@ -245,7 +286,7 @@ def cmd_inspect(args) -> int:
     if results:
         print("\nresults:")
         for k, v in results.items():
-            if not isinstance(k, str) or k.count("/") <= 1:
+            if not is_detail(k):
                 print(f"  {k}: {v}")
     return 0
 
@@ -268,10 +309,6 @@ def cmd_config(args) -> int:
     return 0
 
 
-def cmd_data(args) -> int:
-    return DATA_COMMANDS[args.data_command](args) or 0
-
-
 def cmd_data_list(args) -> int:
     from e2e.data.sources import IMAGE_SOURCES
     from e2e.errors import DatasetMissing
@@ -284,16 +321,6 @@ def cmd_data_list(args) -> int:
     print(f"{'digits':<16} embedded in scikit-learn")
     return 0
 
-
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "translate": cmd_text, "summarize": cmd_text,
-            "inspect": cmd_inspect, "config": cmd_config, "data": cmd_data,
-            "compare": cmd_compare,
-            "drive": driving_cli.cmd_drive,
-            "export": serve_cli.cmd_export, "serve": serve_cli.cmd_serve,
-            "transcribe": speech_cli.cmd_transcribe}
-DATA_COMMANDS = {"list": cmd_data_list, "driving": driving_cli.cmd_data_driving,
-                 "speech-synth": speech_cli.cmd_data_speech_synth}
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -6,16 +6,15 @@ where each side wins: quality, training time, inference time per example, and si
 (parameters or features). The report (Markdown + PNG) goes into a run directory.
 
 Each application's comparison lives beside its stepwise counterparts
-(`e2e.stepwise.<app>.compare_<app>`) and is registered in COMPARISONS; one whose data is not
-installed is skipped with its install command, the rest still run.
+(`e2e.stepwise.<app>.compare_<app>`, returning the report types of e2e.stepwise.report) and
+is registered in COMPARISONS; one whose data is not installed is skipped with its install
+command, the rest still run.
 """
 
 from __future__ import annotations
 
 import importlib
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -24,112 +23,11 @@ matplotlib.use("Agg")  # noqa: E402
 import matplotlib.pyplot as plt
 from tqdm import tqdm
 
-from e2e import api
-from e2e.config import with_overrides
-from e2e.engine.batching import TensorData
 from e2e.errors import DatasetMissing, E2EError
-from e2e.tasks import load_config
+from e2e.stepwise.report import CompareOptions, Comparison, Metric, Row, nested_sizes
 
-
-@dataclass
-class CompareOptions:
-    out: Path
-    data: str | None = None
-    quick: bool = False  # a small version that finishes in minutes
-    fractions: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
-    overrides: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Row:
-    """One trained system evaluated on the test split."""
-
-    side: str  # "end to end" or "stepwise: ..."
-    train_examples: int  # 0 for a system that learns nothing (rules, a fixed pipeline)
-    quality: float
-    train_seconds: float
-    infer_ms: float  # per example
-    size: str  # parameters or features
-
-
-@dataclass
-class Metric:
-    """What `Row.quality` measures for an application, and which way is better."""
-
-    name: str = "test accuracy"
-    higher_is_better: bool = True
-
-    def best(self, rows: list[Row]) -> Row:
-        return (max if self.higher_is_better else min)(rows, key=lambda r: r.quality)
-
-
-@dataclass
-class Comparison:
-    """What an application's comparison returns."""
-
-    rows: list[Row]
-    notes: str  # Markdown: the data, the split, what each side is
-    metric: Metric = field(default_factory=Metric)
-
-
-def nested_sizes(n: int, fractions: tuple[float, ...], minimum: int = 20) -> list[int]:
-    """Training-set sizes for the data curve. Each subset is the first k examples of one fixed
-    order, so smaller subsets are nested in larger ones and all are disjoint from val/test."""
-    return sorted({max(minimum, min(n, round(f * n))) for f in fractions})
-
-
-def compare_vision(opts: CompareOptions, bar: tqdm) -> Comparison:
-    from e2e.stepwise.hog import HogConfig, fit_hog_classifier, hog_accuracy
-    from e2e.stepwise.layerwise import train_layerwise
-    from e2e.tasks.vision.task import VisionTask
-
-    overrides = ([f"data.source={opts.data}"] if opts.data else []) + list(opts.overrides)
-    if opts.quick:
-        overrides = ["train.epochs=4", *overrides]
-    cfg = load_config(None, "vision", overrides)
-    task = VisionTask()
-    splits = task.build_data(cfg)  # the same split for both sides
-    if not isinstance(splits.train, TensorData):
-        raise E2EError("e2e compare vision needs an in-memory source (fashion-mnist, mnist, "
-                       "digits or IDX files); image folders are not supported yet")
-    train_x, train_y = splits.train.tensors["x"], splits.train.tensors["y"]
-    test_x, test_y = splits.test.tensors["x"], splits.test.tensors["y"]
-    sizes = nested_sizes(len(train_y), opts.fractions)
-    hog_cfg = HogConfig()
-    rows: list[Row] = []
-    for n in sizes:
-        bar.set_description(f"vision: end to end on {n} examples")
-        out = opts.out / "vision" / f"e2e-{n}"
-        r = api.train(config=with_overrides(cfg, f"data.limit={n}"), out=out, quiet=True)
-        model = api.load(out)
-        started = time.time()
-        model.evaluate("test")
-        infer = (time.time() - started) / len(test_y)
-        rows.append(Row("end to end (CNN)", n, r["test/accuracy"], r["train_seconds"],
-                        1000 * infer, f"{r['parameters']:,} parameters"))
-        bar.update()
-        bar.set_description(f"vision: HOG + linear on {n} examples")
-        classifier, n_features, seconds = fit_hog_classifier(train_x[:n], train_y[:n], hog_cfg)
-        accuracy, infer = hog_accuracy(classifier, test_x, test_y, hog_cfg)
-        rows.append(Row("stepwise: HOG + logistic regression", n, accuracy, seconds,
-                        1000 * infer, f"{n_features:,} features"))
-        bar.update()
-    bar.set_description("vision: layer-wise CNN on all examples")
-    lw = train_layerwise(cfg, opts.out / "vision" / "layerwise")
-    rows.append(Row("stepwise: same CNN, layer-wise", len(train_y), lw["test/accuracy"],
-                    lw["train_seconds"], float("nan"), f"{lw['parameters']:,} parameters"))
-    bar.update()
-    stages = ", ".join(f"after block {s['depth']}: {s['test/accuracy']:.4f}"
-                       for s in lw["stages"])
-    notes = (f"Data: {splits.info['source']}, {len(train_y):,} training / {len(test_y):,} test "
-             f"examples; quality = test accuracy. Both CNN rows train for {cfg.train.epochs} "
-             f"epochs in total (layer-wise: split evenly over {len(lw['stages'])} stages; "
-             f"test accuracy {stages}).")
-    return Comparison(rows, notes)
-
-
-def vision_jobs(opts: CompareOptions) -> int:
-    return 2 * len(opts.fractions) + 1
+__all__ = ["COMPARISONS", "CompareOptions", "Comparison", "Metric", "Row", "compare",
+           "nested_sizes"]
 
 
 def _lazy(app: str, name: str) -> Callable:
@@ -143,7 +41,7 @@ def _lazy(app: str, name: str) -> Callable:
 # app -> (comparison, number of progress-bar steps it takes for the given options)
 COMPARISONS: dict[str, tuple[Callable[[CompareOptions, tqdm], Comparison],
                              Callable[[CompareOptions], int]]] = {
-    "vision": (compare_vision, vision_jobs),
+    "vision": (_lazy("vision", "compare_vision"), _lazy("vision", "jobs")),
     "speech": (_lazy("speech", "compare_speech"), _lazy("speech", "jobs")),
     "text": (_lazy("text", "compare_text"), _lazy("text", "jobs")),
     "driving": (_lazy("driving", "compare_driving"), _lazy("driving", "jobs")),

@@ -2,18 +2,30 @@
 
 A run's config has four sections: `train` (the engine, the same for every task) and
 `data` / `model`, whose dataclasses belong to the task named by `task`. Every value is
-type-checked; an unknown key or a wrong type is an E2EError that lists the valid keys.
+type-checked; an unknown key or a wrong type is an E2EError that lists the valid keys (with
+the task's own defaults) and suggests the closest key.
+
+Every numeric value is range-checked too, before anything runs. A config dataclass declares
+its ranges in a class-level table in interval notation, next to its fields:
+
+    RANGES: ClassVar[dict[str, str]] = {"epochs": "[1, inf)", "dropout": "[0, 1)"}
+
+"[1, inf)" means 1 or more, "(0, 1)" strictly between 0 and 1. A range applies to each item
+of a tuple or list. NaN and infinities are refused everywhere.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -44,12 +56,28 @@ class TrainConfig:
     mode: str = "max"  # max | min
     patience: int = 0  # evaluations without improvement before stopping; 0 = off
     log_every: int = 50  # steps between plain log lines when output is not a terminal
+    logger: str = "csv"  # csv (RUN/metrics.csv) | tensorboard (also RUN/tensorboard/)
     num_workers: int = 0  # DataLoader workers for file-backed datasets
     check_gradflow: bool = True  # fail if any parameter gets no gradient from the loss
     time_limit: float = 0.0  # seconds of training before stopping cleanly; 0 = none
     # With a time_limit: the LR schedule follows whichever runs out first, steps or time, so it
     # completes when the time does on a machine slower than planned (not bit-reproducible).
     schedule_by_time: bool = False
+    # Decay of an exponential moving average of the weights, which evaluation and `best` use
+    # (e2e.engine.ema); 0 = off. 0.99-0.999: averages the last 100-1000 steps.
+    ema: float = 0.0
+    compile: bool = False  # torch.compile the model for training (first steps compile: slower)
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "epochs": "[1, inf)", "max_steps": "[0, inf)", "batch_size": "[1, inf)",
+        "grad_accum": "[1, inf)", "lr": "[0, inf)", "weight_decay": "[0, inf)",
+        "momentum": "[0, 1)", "warmup": "[0, 1]", "clip_grad": "[0, inf)", "seed": "[0, inf)",
+        "eval_every": "[0, inf)", "checkpoint_every": "[0, inf)", "patience": "[0, inf)",
+        "log_every": "[1, inf)", "num_workers": "[0, inf)", "time_limit": "[0, inf)",
+        "ema": "[0, 1)"}
+
+
+SECTIONS = ("train", "data", "model")
 
 
 @dataclass
@@ -58,6 +86,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     data: Any = None  # the task's data config dataclass
     model: Any = None  # the task's model config dataclass
+    # The task's defaults this config started from, kept by `merge` (never saved): the list
+    # of valid keys shows them, not the dataclasses' own (vision trains 20 epochs, not 10).
+    _defaults: ClassVar[Config | None] = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -87,14 +118,16 @@ def read_yaml(path: str | Path) -> dict:
 
 def merge(cfg: Config, raw: dict, overrides: list[str] | None = None, source: str = "") -> Config:
     """Apply a YAML dict of sections, then `key=value` overrides, onto `cfg` (the task's
-    defaults, from `e2e.tasks.default_config`), in that order."""
+    defaults, from `e2e.tasks.default_config`), in that order; then check every value."""
+    if cfg._defaults is None:
+        cfg._defaults = copy.deepcopy(cfg)
     if raw.get("task") not in (None, cfg.task):
         raise E2EError(f"{source} is a config for task '{raw['task']}', not '{cfg.task}'")
-    unknown = set(raw) - {"task", "train", "data", "model"}
+    unknown = set(raw) - {"task", *SECTIONS}
     if unknown:
         raise E2EError(f"{source}: unknown section(s) {sorted(unknown)}; "
                        "valid sections: task, train, data, model")
-    for section in ("train", "data", "model"):
+    for section in SECTIONS:
         values = raw.get(section) or {}
         if not isinstance(values, dict):
             raise E2EError(f"{source}: section '{section}' must be a mapping")
@@ -102,6 +135,7 @@ def merge(cfg: Config, raw: dict, overrides: list[str] | None = None, source: st
             _assign(cfg, section, key, value, source=source)
     for item in overrides or []:
         apply_override(cfg, item)
+    validate(cfg, source)
     return cfg
 
 
@@ -111,8 +145,8 @@ def apply_override(cfg: Config, item: str) -> None:
         raise E2EError(f"--set expects key=value, got '{item}'. Valid keys:\n{valid_keys(cfg)}")
     key, text = item.split("=", 1)
     if "." not in key:
-        raise E2EError(f"--set key '{key}' needs a section, e.g. train.lr=1e-3. "
-                       f"Valid keys:\n{valid_keys(cfg)}")
+        raise E2EError(f"--set key '{key}' needs a section, e.g. train.lr=1e-3."
+                       f"{_did_you_mean(cfg, key.strip())} Valid keys:\n{valid_keys(cfg)}")
     section, name = key.strip().split(".", 1)
     try:
         value = yaml.safe_load(text)
@@ -132,28 +166,110 @@ def with_overrides(cfg: Config, *overrides: str) -> Config:
 
 
 def valid_keys(cfg: Config) -> str:
+    """Every key with its type, the task's default and its allowed range, one per line."""
+    defaults = cfg._defaults or cfg
     lines = []
-    for section in ("train", "data", "model"):
-        for f in dataclasses.fields(getattr(cfg, section)):
+    for section in SECTIONS:
+        obj = getattr(defaults, section)
+        ranges = getattr(type(obj), "RANGES", {})
+        for f in dataclasses.fields(obj):
+            allowed = f", range {ranges[f.name]}" if f.name in ranges else ""
             lines.append(f"  {section}.{f.name} ({_type_name(f.type)}, "
-                         f"default {getattr(cfg, section).__class__().__dict__[f.name]!r})")
+                         f"default {getattr(obj, f.name)!r}{allowed})")
     return "\n".join(lines)
 
 
+def validate(cfg: Config, source: str = "config") -> None:
+    """Refuse any numeric value outside its range (or NaN / infinite), naming key and range."""
+    for section in SECTIONS:
+        obj = getattr(cfg, section)
+        if obj is None:
+            continue
+        for f in dataclasses.fields(obj):
+            _check_range(obj, section, f.name, getattr(obj, f.name), source)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An allowed range in interval notation: "[1, inf)", "(0, 1]", ..."""
+
+    lo: float
+    hi: float
+    lo_closed: bool
+    hi_closed: bool
+    text: str
+
+    PATTERN: ClassVar[re.Pattern] = re.compile(
+        r"^([\[(])\s*([-+.\w]+)\s*,\s*([-+.\w]+)\s*([\])])$")
+
+    @classmethod
+    def parse(cls, text: str) -> Interval:
+        m = cls.PATTERN.match(text.strip())
+        if not m:
+            raise ValueError(f"not an interval: {text!r} (write e.g. '[0, 1)' or '(0, inf)')")
+        return cls(float(m[2]), float(m[3]), m[1] == "[", m[4] == "]", text.strip())
+
+    def __contains__(self, x: float) -> bool:
+        if math.isnan(x):
+            return False
+        above = x >= self.lo if self.lo_closed else x > self.lo
+        below = x <= self.hi if self.hi_closed else x < self.hi
+        return above and below and math.isfinite(x)
+
+    def words(self) -> str:
+        parts = []
+        if self.lo != -math.inf:
+            parts.append(f"{'>=' if self.lo_closed else '>'} {self.lo:g}")
+        if self.hi != math.inf:
+            parts.append(f"{'<=' if self.hi_closed else '<'} {self.hi:g}")
+        return " and ".join(parts) or "a finite number"
+
+
+def _check_range(obj: Any, section: str, name: str, value: Any, source: str) -> None:
+    text = getattr(type(obj), "RANGES", {}).get(name)
+    interval = Interval.parse(text) if text else Interval(-math.inf, math.inf, False, False,
+                                                          "(-inf, inf)")
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if v not in interval:
+            where = f"{source}: " if source else ""
+            raise E2EError(f"{where}{section}.{name} must be {interval.words()}, got {value!r} "
+                           f"(allowed range {interval.text}); fix it in the config file or "
+                           f"with --set {section}.{name}=VALUE")
+
+
+def _did_you_mean(cfg: Config, key: str) -> str:
+    """' Did you mean train.lr?' for a misspelt key (with or without its section), or ''."""
+    keys = [f"{s}.{f.name}" for s in SECTIONS if getattr(cfg, s) is not None
+            for f in dataclasses.fields(getattr(cfg, s))]
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.75)
+    if not close:  # a right name in a wrong or missing section: optim.lr, lr, epoch
+        bare = key.rsplit(".", 1)[-1]
+        names = difflib.get_close_matches(bare, [k.split(".", 1)[1] for k in keys], n=2,
+                                          cutoff=0.75)
+        close = [k for k in keys if k.split(".", 1)[1] in names]
+    return f" Did you mean {' or '.join(close)}?" if close else ""
+
+
 def _assign(cfg: Config, section: str, name: str, value: Any, source: str) -> None:
-    obj = getattr(cfg, section, None) if section in ("train", "data", "model") else None
+    obj = getattr(cfg, section, None) if section in SECTIONS else None
     if obj is None:
-        raise E2EError(f"{source}: unknown section '{section}'; valid keys:\n{valid_keys(cfg)}")
+        raise E2EError(f"{source}: unknown section '{section}'."
+                       f"{_did_you_mean(cfg, f'{section}.{name}')} Valid keys:\n"
+                       f"{valid_keys(cfg)}")
     fields = {f.name: f for f in dataclasses.fields(obj)}
     if name not in fields:
-        raise E2EError(f"{source}: unknown key '{section}.{name}' for task '{cfg.task}'. "
-                       f"Valid keys:\n{valid_keys(cfg)}")
+        raise E2EError(f"{source}: unknown key '{section}.{name}' for task '{cfg.task}'."
+                       f"{_did_you_mean(cfg, f'{section}.{name}')} Valid keys:\n"
+                       f"{valid_keys(cfg)}")
     hints = typing.get_type_hints(type(obj))
     try:
         coerced = _coerce(value, hints[name])
     except (TypeError, ValueError):
         raise E2EError(f"{source}: {section}.{name} must be {_type_name(hints[name])}, "
                        f"got {value!r}. Valid keys:\n{valid_keys(cfg)}") from None
+    _check_range(obj, section, name, coerced, source)
     setattr(obj, name, coerced)
 
 

@@ -1,5 +1,7 @@
 """User-facing errors: the CLI prints their message, not a traceback."""
 
+import errno
+
 
 class E2EError(Exception):
     """Something the user can fix: bad input, a missing dataset, a wrong option.
@@ -18,3 +20,14 @@ class DatasetMissing(E2EError):
 
 class NonFiniteLoss(E2EError):
     """The loss became NaN or Inf; training stops, the last good checkpoint is kept."""
+
+
+def describe_os_error(e: OSError) -> str:
+    """One line for an OSError the system raised on the user's behalf (disk full, ...)."""
+    where = f" ({e.filename})" if e.filename else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the device{where}: free some space or choose another "
+                "--out; a training run's last checkpoint is intact, continue it with "
+                "`e2e train --resume RUN`")
+    reason = e.strerror or str(e) or type(e).__name__
+    return f"{reason}{where}"

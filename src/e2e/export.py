@@ -3,16 +3,16 @@
     e2e export RUN [--format onnx torchscript]   ->  RUN/export/NAME.onnx, NAME.ts, manifest.json
     e2e predict RUN INPUT... --backend onnx      ->  the same answers, computed by onnxruntime
 
-A task opts in with `export_specs(model, info) -> {name: ExportSpec}`: the graphs that make
-up its model (one for a classifier; an encoder and a decoder step for a seq2seq model),
-each with named example inputs. Every exported graph is run by onnxruntime (or
-torch.jit.load) on random inputs and on a batch of the run's real test data and compared
-with the PyTorch module; a difference above the tolerance (max abs 1e-4 by default) fails
+A task describes its graphs with the hook `export_specs(model, info) -> {name: ExportSpec}`
+(e2e.tasks.base): the graphs that make up its model (one for a classifier; an encoder and
+a decoder step for a seq2seq model), each with named example inputs. Every exported graph
+is run by onnxruntime (or torch.jit.load) on random inputs and on a batch of the run's real
+test data and compared with the PyTorch module; a difference above the tolerance (max abs 1e-4 by default) fails
 the export. The manifest records each check, the task and the data info, so that
 `e2e predict --backend onnx` needs no PyTorch weights.
 
-For prediction, a single-graph task gets its ONNX graph as a drop-in `nn.Module`; a task
-with several graphs provides `from_exported(modules, info)` to assemble them.
+For prediction, the hook `from_exported(modules, info)` assembles the graphs into what the
+task's `predict` takes (by default: the one graph, as a drop-in `nn.Module`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,41 +28,12 @@ import torch
 from torch import nn
 
 from e2e.errors import E2EError
+from e2e.tasks.base import ExportSpec
 
 FORMAT = 1  # manifest format; bump when the layout changes, older exports are refused
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".ts"}
 OPSET = 17  # for the TorchScript-based exporter
-
-
-@dataclass
-class ExportSpec:
-    """One graph to export: a module, its named example inputs, and how to make more."""
-
-    module: nn.Module
-    inputs: dict[str, torch.Tensor]  # example inputs, in the order `module.forward` takes them
-    outputs: list[str]
-    dynamic: dict[str, dict[int, str]] = field(default_factory=dict)  # axes that may vary
-    # Random inputs of valid values and dtypes (the default draws like the example).
-    random: Callable[[torch.Generator], dict[str, torch.Tensor]] | None = None
-    # Real inputs from a batch of the task's test split.
-    from_batch: Callable[[dict], dict[str, torch.Tensor]] | None = None
-    # True: the graph needs the torch.export-based exporter (the TorchScript-based one bakes
-    # some dynamic sizes, e.g. nn.MultiheadAttention's reshapes, into constants).
-    dynamo: bool = False
-
-    def random_inputs(self, g: torch.Generator) -> dict[str, torch.Tensor]:
-        if self.random is not None:
-            return self.random(g)
-        return {k: _random_like(v, g) for k, v in self.inputs.items()}
-
-
-def _random_like(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    if x.dtype == torch.uint8:
-        return torch.randint(0, 256, x.shape, generator=g, dtype=torch.uint8)
-    if x.is_floating_point():
-        return torch.randn(x.shape, generator=g, dtype=x.dtype)
-    raise E2EError(f"no default random input for dtype {x.dtype}; give ExportSpec.random")
 
 
 def _outputs(result: Any) -> list[torch.Tensor]:
@@ -90,9 +60,6 @@ def export_run(run: str | Path, formats: list[str] | tuple[str, ...] = ("onnx",)
         raise E2EError(f"unknown export format(s) {unknown}; choose from {', '.join(FORMATS)}")
     pred = Predictor(run)
     task, model, info = pred.task, pred.model, pred.info
-    if not hasattr(task, "export_specs"):
-        raise E2EError(f"the {task.name} application does not support export yet "
-                       "(its task has no export_specs)")
     out = Path(out) if out else pred.run.path / "export"
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda *_: None) if quiet else print
@@ -158,8 +125,7 @@ def _real_batch(pred) -> tuple[dict | None, str]:
         return None, str(e).splitlines()[0]
     for split in (splits.test, splits.val, splits.train):
         if isinstance(split, (TensorData, Dataset)) and len(split):
-            collate = getattr(pred.task, "collate", None)
-            return next(iter(eval_batches(split, 8, collate=collate))), ""
+            return next(iter(eval_batches(split, 8, collate=pred.task.collate))), ""
     return None, "no split of this run's data holds examples"
 
 
@@ -297,13 +263,7 @@ class ExportedPredictor:
                 with warnings.catch_warnings():  # deprecated, still the way to load .ts files
                     warnings.simplefilter("ignore", DeprecationWarning)
                     modules[name] = torch.jit.load(str(path))
-        if hasattr(self.task, "from_exported"):
-            self.model = self.task.from_exported(modules, self.info)
-        elif len(modules) == 1:
-            self.model = next(iter(modules.values()))
-        else:
-            raise E2EError(f"the {self.task.name} task exports {len(modules)} graphs but has "
-                           "no from_exported to assemble them")
+        self.model = self.task.from_exported(modules, self.info)
         self.model.eval()
 
     def predict(self, raw: Any, **kwargs) -> Any:

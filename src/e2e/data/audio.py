@@ -30,6 +30,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 class Utterance:
     path: Path
     text: str
+    speaker: str = ""  # who speaks (or the scene, where speakers are unknown): splits by it
 
 
 def normalize_text(text: str) -> str:
@@ -92,7 +93,7 @@ def write_wav(path: Path, x: np.ndarray, rate: int = SAMPLE_RATE) -> None:
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:
-    """`path<TAB>transcript` lines (blank lines and `#` comments skipped)."""
+    """`path<TAB>transcript[<TAB>speaker]` lines (blank lines and `#` comments skipped)."""
     path = Path(path)
     if not path.exists():
         raise E2EError(f"manifest {path} does not exist")
@@ -102,14 +103,16 @@ def read_manifest(path: str | Path) -> list[Utterance]:
             continue
         if "\t" not in line:
             raise E2EError(f"{path}:{n}: expected 'path<TAB>transcript', got {line!r}")
-        audio, text = line.split("\t", 1)
-        items.append(Utterance(path.parent / audio.strip(), check_text(text, f"{path}:{n}")))
+        audio, text, *rest = line.split("\t")
+        items.append(Utterance(path.parent / audio.strip(), check_text(text, f"{path}:{n}"),
+                               rest[0].strip() if rest else ""))
     return items
 
 
 def write_manifest(path: Path, items: list[Utterance]) -> None:
     """Atomically: a process reading the manifest meanwhile sees the old or the new file."""
-    lines = [f"{u.path.relative_to(path.parent)}\t{u.text}\n" for u in items]
+    lines = [f"{u.path.relative_to(path.parent)}\t{u.text}" + (f"\t{u.speaker}" if u.speaker
+                                                                else "") + "\n" for u in items]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text("".join(lines), encoding="utf-8")
     os.replace(tmp, path)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from e2e.errors import DatasetMissing, E2EError
 
 INSTALL = ("sudo apt-get update && sudo apt-get install -y sword-text-kjv sword-text-sparv"
-           " && pip install pysword")
+           ' && pip install "e2e[text]"')
 MODULES = {"en": "engKJV2006eb", "es": "spaRV1909eb"}
 DROP_CAPS = {"es"}  # modules that capitalize the whole first word of each chapter
 

@@ -1,4 +1,9 @@
-"""A user's folder of images, one sub-folder per class (PNG, JPEG, BMP, GIF, WebP)."""
+"""A user's folder of images, one sub-folder per class (PNG, JPEG, BMP, GIF, WebP).
+
+Two layouts: ROOT/<class>/... (validation and test are held out at random), or torchvision's
+ROOT/train/<class>/..., with ROOT/val/<class>/... (or valid/, validation/) and
+ROOT/test/<class>/... used as given; a split that is not there is held out from train.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from PIL import Image, UnidentifiedImageError
 from e2e.errors import E2EError
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val",
+              "test": "test"}
 
 
 def load_image(path: str | Path | BinaryIO, size: int, channels: int) -> torch.Tensor:
@@ -24,7 +31,8 @@ def load_image(path: str | Path | BinaryIO, size: int, channels: int) -> torch.T
             if img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError) as e:
         raise E2EError(f"cannot read image {path}: {e}. Fix or remove the file, or set "
                        "data.skip_bad=true to skip unreadable files and count them.") from None
     array = array[None] if channels == 1 else array.transpose(2, 0, 1)
@@ -38,27 +46,91 @@ def check_image(path: Path) -> str | None:
             warnings.simplefilter("ignore")
             with Image.open(path) as img:
                 img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError) as e:
         return str(e)
     return None
 
 
-def scan_class_folder(root: str | Path, skip_bad: bool) -> tuple[list[Path], list[int],
-                                                                  list[str], list[Path]]:
-    """(files, labels, class_names, skipped) for a folder of class sub-folders.
+def split_dirs(root: Path) -> dict[str, Path] | None:
+    """{"train": ROOT/train, "val": ..., "test": ...} for torchvision's layout, else None."""
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    named = [d for d in subdirs if d.name.lower() in SPLIT_DIRS]
+    if not any(SPLIT_DIRS[d.name.lower()] == "train" for d in named):
+        return None  # class folders (a class may well be called "test")
+    others = [d.name for d in subdirs if d not in named]
+    if others:
+        raise E2EError(f"{root} mixes split folders ({', '.join(d.name for d in named)}) with "
+                       f"other folders {others}; put the class folders inside {root}/train/ "
+                       "(and val/, test/), or rename the train/ folder")
+    splits: dict[str, Path] = {}
+    for d in named:
+        split = SPLIT_DIRS[d.name.lower()]
+        if split in splits:
+            raise E2EError(f"{root} has two {split} folders, {splits[split].name}/ and "
+                           f"{d.name}/; keep one")
+        splits[split] = d
+    return splits
 
-    Every file is decoded once here, so a bad file is named before training starts
-    rather than crashing a DataLoader worker an hour in.
+
+def split_image_folder(root: str | Path, skip_bad: bool, val_fraction: float,
+                       test_fraction: float, generator: torch.Generator
+                       ) -> tuple[dict[str, tuple[list[Path], list[int]]], list[str], list[Path]]:
+    """({"train"|"val"|"test": (files, labels)}, class_names, skipped) for either layout.
+
+    Class names come from the training folders; a val/ or test/ class folder that train/
+    lacks is an error. What is not given is held out from train at random (test first).
     """
     root = Path(root)
     if not root.is_dir():
         raise E2EError(f"image folder {root} does not exist")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if len(classes) < 2:
-        raise E2EError(f"{root} must hold one sub-folder per class (at least two), e.g. "
-                       f"{root}/cat/1.png and {root}/dog/2.png; found {classes or 'none'}")
+    given = split_dirs(root) or {"train": root}
+    files, labels, classes, skipped = scan_class_folder(given["train"], skip_bad)
+    parts: dict[str, tuple[list[Path], list[int]]] = {}
+    for name in ("val", "test"):
+        if name in given:
+            f, lab, _, bad = scan_class_folder(given[name], skip_bad, classes)
+            parts[name], skipped = (f, lab), skipped + bad
+    order = torch.randperm(len(files), generator=generator).tolist()
+    n_test = 0 if "test" in parts else max(1, round(test_fraction * len(files)))
+    n_val = 0 if "val" in parts else max(1, round(val_fraction * (len(files) - n_test)))
+    if len(files) - n_test - n_val < 1:
+        raise E2EError(f"{given['train']} has only {len(files)} readable images: too few to "
+                       "split into train, validation and test")
+
+    def pick(idx: list[int]) -> tuple[list[Path], list[int]]:
+        return [files[i] for i in idx], [labels[i] for i in idx]
+    parts.setdefault("test", pick(order[:n_test]))
+    parts.setdefault("val", pick(order[n_test:n_test + n_val]))
+    parts["train"] = pick(order[n_test + n_val:])
+    return parts, classes, skipped
+
+
+def scan_class_folder(root: str | Path, skip_bad: bool, classes: list[str] | None = None
+                      ) -> tuple[list[Path], list[int], list[str], list[Path]]:
+    """(files, labels, class_names, skipped) for a folder of class sub-folders.
+
+    With `classes` (those of the training split), labels follow that list and a folder of
+    another name is an error. Every file is decoded once here, so a bad file is named
+    before training starts rather than crashing a DataLoader worker an hour in.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise E2EError(f"image folder {root} does not exist")
+    found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if classes is None:
+        classes = found
+        if len(classes) < 2:
+            raise E2EError(f"{root} must hold one sub-folder per class (at least two), e.g. "
+                           f"{root}/cat/1.png and {root}/dog/2.png; found {classes or 'none'}")
+    else:
+        unknown = [c for c in found if c not in classes]
+        if unknown or not found:
+            raise E2EError(f"{root}: class folder(s) {unknown or 'none'} do not match the "
+                           f"training classes {classes}; give it folders named like train's")
     files, labels, skipped = [], [], []
-    for label, name in enumerate(classes):
+    for name in found:
+        label = classes.index(name)
         for path in sorted((root / name).rglob("*")):
             if not path.is_file() or path.name.startswith("."):
                 continue
@@ -75,7 +147,7 @@ def scan_class_folder(root: str | Path, skip_bad: bool) -> tuple[list[Path], lis
                 continue
             files.append(path)
             labels.append(label)
-    empty = [c for i, c in enumerate(classes) if i not in set(labels)]
+    empty = [c for c in found if classes.index(c) not in set(labels)]
     if empty:
         raise E2EError(f"{root}: class folder(s) with no readable images: {empty}")
     return files, labels, classes, skipped

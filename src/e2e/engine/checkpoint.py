@@ -1,9 +1,12 @@
 """Atomic, checksummed checkpoints.
 
-File layout: an 8-byte magic, the SHA-256 of the payload (32 bytes), then the payload
-(a `torch.save` of a dict). Writes go to a temporary file in the same directory, are
-fsync'ed, then renamed over the target, so a crash at any instant leaves either the old
-file or the new one, never a torn mix. Loads verify the checksum before unpickling.
+File layout: the payload (a `torch.save` of a dict, a zip archive), then a 40-byte trailer:
+an 8-byte magic and the SHA-256 of the payload. Zip readers find an archive from its end
+and skip trailing bytes, so `torch.load(path, weights_only=True)` reads the file without e2e.
+(Files of the first layout, magic and checksum in front, still load.) Writes go to a
+temporary file in the same directory, are fsync'ed, then renamed over the target, so a crash
+at any instant leaves either the old file or the new one, never a torn mix. Loads verify
+the checksum before unpickling.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import random
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +25,62 @@ import torch
 
 from e2e.errors import E2EError
 
-MAGIC = b"E2ECKPT1"
+MAGIC = b"E2ECKPT1"  # first layout: header in front
+TRAILER = b"E2ECKPT2"  # this layout: trailer at the end
 
 
 class CorruptCheckpoint(E2EError):
     pass
 
 
+class NonFiniteWeights(E2EError):
+    """A state with NaN or Inf in a tensor: never written, so a checkpoint on disk is good."""
+
+    def __init__(self, path: Path, names: list[str]):
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        super().__init__(f"refusing to write {path}: {len(names)} tensor(s) hold NaN or Inf "
+                         f"({shown})")
+        self.names = names
+
+
+def nonfinite_tensors(state: Any, prefix: str = "") -> list[str]:
+    """Names (dotted paths) of the floating-point tensors in `state` holding NaN or Inf."""
+    if isinstance(state, torch.Tensor):
+        ok = not (state.is_floating_point() or state.is_complex()) or bool(
+            torch.isfinite(state).all())
+        return [] if ok else [prefix or "tensor"]
+    items = state.items() if isinstance(state, dict) else enumerate(state) \
+        if isinstance(state, (list, tuple)) else ()
+    return [name for k, v in items
+            for name in nonfinite_tensors(v, f"{prefix}.{k}" if prefix else str(k))]
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write `state` atomically; refuse (NonFiniteWeights) if any tensor is NaN or Inf."""
     path = Path(path)
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise NonFiniteWeights(path, bad)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Created with mode 0666 like any file, so the umask decides (mkstemp would force 0600);
+    # O_EXCL and a random name keep it private to this write.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC)
-            f.write(hashlib.sha256(payload).digest())
             f.write(payload)
+            f.write(TRAILER)
+            f.write(hashlib.sha256(payload).digest())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # "disk full" alone does not say where
         raise
     _fsync_dir(path.parent)
 
@@ -54,14 +90,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.exists():
         raise E2EError(f"checkpoint {path} does not exist")
     data = path.read_bytes()
-    if len(data) < len(MAGIC) + 32 or data[: len(MAGIC)] != MAGIC:
+    if len(data) >= len(TRAILER) + 32 and data[-40:-32] == TRAILER:
+        digest, payload = data[-32:], data[:-40]
+    elif len(data) >= len(MAGIC) + 32 and data[: len(MAGIC)] == MAGIC:
+        digest, payload = data[len(MAGIC): len(MAGIC) + 32], data[len(MAGIC) + 32:]
+    else:
         raise CorruptCheckpoint(f"{path} is not an e2e checkpoint (bad header, {len(data)} bytes); "
                                 "it may be truncated. Use another checkpoint or retrain.")
-    digest, payload = data[len(MAGIC): len(MAGIC) + 32], data[len(MAGIC) + 32:]
     if hashlib.sha256(payload).digest() != digest:
         raise CorruptCheckpoint(f"{path} is corrupt: its checksum does not match its contents "
                                 "(truncated or modified). Use another checkpoint or retrain.")
-    return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    try:
+        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, ValueError) as e:
+        lines = [s.strip() for s in str(e).splitlines() if s.strip()] or [type(e).__name__]
+        # torch's message is a page; its "Unsupported global: ..." line says what was refused
+        reason = next((s.split(" was not", 1)[0].removeprefix("WeightsUnpickler error: ")
+                       for s in lines if "Unsupported global" in s), lines[0])
+        raise E2EError(f"{path} holds objects that torch.load(weights_only=True) refuses to "
+                       f"load ({reason}); it was written by another program or an incompatible "
+                       "version. Retrain, or use another checkpoint.") from None
 
 
 def rng_state() -> dict[str, Any]:

@@ -24,13 +24,22 @@ from typing import Any
 
 import torch
 
-from e2e.config import Config
+from e2e.config import Config, validate
 from e2e.engine import distributed, gradflow
 from e2e.engine.batching import micro_batches_per_epoch, to_device, train_batches
-from e2e.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from e2e.engine.checkpoint import (
+    NonFiniteWeights,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from e2e.engine.ema import WeightEMA
 from e2e.engine.optim import build_optimizer, lr_at
-from e2e.engine.progress import MetricsLog, Progress
+from e2e.engine.progress import MetricsLog, Progress, check_logger
+from e2e.engine.results import headline
 from e2e.engine.run import RunDir, write_report
+from e2e.engine.weights import save_best
 from e2e.errors import E2EError, NonFiniteLoss
 
 
@@ -87,20 +96,28 @@ def seed_everything(seed: int) -> None:
 
 
 def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = False) -> dict:
-    """Train `task` with `cfg`, writing everything to the run directory `out`."""
+    """Train `task` with `cfg`, writing everything to the run directory `out`, which this
+    process holds alone (RUN/.lock) for the whole run."""
+    validate(cfg)  # every numeric value within its range, before anything runs
+    run = RunDir(out)
+    with run.writer(resume) if distributed.dist_env().is_main else nullcontext():
+        return _fit(task, cfg, run, resume, quiet)
+
+
+def _fit(task, cfg: Config, run: RunDir, resume: bool, quiet: bool) -> dict:
     tc = cfg.train
     env = distributed.dist_env()
     device = resolve_device(tc.device)
     if device.type == "cuda" and env.world > 1:
         device = torch.device("cuda", env.local_rank)
     distributed.setup(env, device)
-    run = RunDir(out)
     monitor_name = tc.monitor.split("/", 1)[-1]
     if monitor_name not in task.metrics:
         raise E2EError(f"train.monitor='{tc.monitor}' is not a metric the {task.name} task "
                        f"produces; choose one of: {', '.join('val/' + m for m in task.metrics)}")
     if tc.mode not in ("max", "min"):
         raise E2EError(f"train.mode must be max or min, got '{tc.mode}'")
+    check_logger(tc.logger)  # before any data is built: tensorboard missing, or a typo
 
     seed_everything(tc.seed)
     splits = task.build_data(cfg)
@@ -110,14 +127,22 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
     if task.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, tc)
+    ema = WeightEMA(model, tc.ema) if tc.ema > 0 else None
     state = TrainState()
 
     if resume:
         ckpt = load_checkpoint(run.last, map_location=device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if ema is not None:
+            if "ema" not in ckpt:
+                raise E2EError(f"{run.last} was saved without train.ema; resume it with "
+                               "--set train.ema=0")
+            ema.load_state_dict(ckpt["ema"])
         state = TrainState(**ckpt["state"])
         set_rng_state(ckpt["rng"])
+        if env.is_main:  # values given with --resume --set are part of the run from now on
+            cfg.save(run.config)
     elif env.is_main:
         run.create(cfg)
     distributed.barrier(env)
@@ -135,10 +160,14 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
     eval_every = tc.eval_every or per_epoch // tc.grad_accum
     checkpoint_every = tc.checkpoint_every or eval_every
     ddp_model = distributed.wrap(model, env, device)
+    # Only the training forward is compiled; evaluation and checkpoints use `model` itself,
+    # whose parameters the compiled module shares.
+    train_model = torch.compile(ddp_model) if tc.compile else ddp_model
     autocast = autocast_for(device, tc.precision)
     log = None
     if env.is_main:
-        log = MetricsLog(run.metrics, resume_step=state.step if resume else None)
+        log = MetricsLog(run.metrics, resume_step=state.step if resume else None,
+                         logger=tc.logger)
     progress = Progress(total_steps, state.step, tc.log_every, enabled=env.is_main and not quiet)
     n_params = sum(p.numel() for p in model.parameters())
     progress.write(f"{task.name}: {n_params:,} parameters, {len(splits.train):,} training "
@@ -152,7 +181,7 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
         while True:
             for batch in train_batches(splits.train, batch_size, tc.seed, state.epoch,
                                        state.batch_in_epoch, per_epoch, env.rank, env.world,
-                                       tc.num_workers, getattr(task, "collate", None)):
+                                       tc.num_workers, task.collate):
                 state.batch_in_epoch += 1
                 yield batch
             state.epoch += 1
@@ -161,14 +190,32 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
     def checkpoint_state() -> dict[str, Any]:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "state": dataclasses.asdict(state), "rng": rng_state(),
-                "info": splits.info, "task": task.name}
+                "info": splits.info, "task": task.name,
+                **({"ema": ema.state_dict()} if ema is not None else {})}
 
     def evaluate(split) -> dict[str, float]:
         model.eval()
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), autocast, (ema.swapped_in(model) if ema else nullcontext()):
             metrics = task.evaluate(model, split, cfg)
         model.train()
         return metrics
+
+    last_good = [state.step] if resume else []  # steps `last` was saved at: all finite
+
+    def nonfinite(what: str, step: int) -> NonFiniteLoss:
+        progress.close()
+        kept = (f"the last good checkpoint is {run.last} (step {last_good[-1]})" if last_good
+                else "there is no good checkpoint: none was written before it")
+        return NonFiniteLoss(f"{what} at step {step} (epoch {state.epoch}); training stopped "
+                             f"and {kept}. Try a lower train.lr (now {tc.lr}) or "
+                             f"train.clip_grad (now {tc.clip_grad}).")
+
+    def save(ckpt: dict[str, Any], path: Path) -> None:
+        try:
+            save_checkpoint(ckpt, path)  # refuses NaN / Inf anywhere: a checkpoint is good
+        except NonFiniteWeights as e:
+            raise nonfinite(f"the weights became NaN or Inf ({', '.join(e.names[:3])})",
+                            state.step) from None
 
     stream = micro_batch_stream()
     started = time.time() - state.elapsed
@@ -190,7 +237,7 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
             # DDP averages gradients only on the last micro-batch of an accumulation.
             sync = micro == tc.grad_accum - 1 or env.world == 1
             with autocast, (nullcontext() if sync else ddp_model.no_sync()):
-                loss = task.loss(ddp_model, batch)
+                loss = task.loss(train_model, batch)
             (loss.float() / tc.grad_accum).backward()
             loss_sum += loss.item()
         state.elapsed = time.time() - started
@@ -198,11 +245,7 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
         loss_value, out_of_time = distributed.step_summary(loss_sum / tc.grad_accum,
                                                            out_of_time, env, device)
         if not math.isfinite(loss_value):
-            progress.close()
-            raise NonFiniteLoss(
-                f"the loss became {loss_value} at step {state.step + 1} (epoch {state.epoch}); "
-                f"training stopped and the last good checkpoint {run.last} was kept. Try a lower "
-                f"train.lr (now {tc.lr}) or train.clip_grad (now {tc.clip_grad}).")
+            raise nonfinite(f"the loss became {loss_value}", state.step + 1)
         if state.step == 0 and tc.check_gradflow:
             rows = gradflow.check_gradflow(model)
             if env.is_main:
@@ -214,6 +257,8 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         state.step += 1
+        if ema is not None:
+            ema.update(model, state.step)
         state.elapsed = time.time() - started
 
         # ---- logging ----
@@ -238,14 +283,16 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
             if improved:
                 state.best, state.best_step, state.bad_evals = value, state.step, 0
                 if env.is_main:
-                    save_checkpoint({"model": model.state_dict(), "info": splits.info,
-                                     "task": task.name, "step": state.step,
-                                     "metrics": metrics}, run.best)
+                    weights = ema.state_dict() if ema else model.state_dict()  # as evaluated
+                    best = {"model": weights, "info": splits.info,
+                            "task": task.name, "step": state.step, "metrics": metrics}
+                    save(best, run.best)
+                    save_best(run.path, best, cfg.to_dict())  # model.safetensors, for elsewhere
             else:
                 state.bad_evals += 1
             if log:
                 log.log(state.step, state.epoch, state.elapsed, metrics)
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "/" not in k[4:])
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in headline(metrics).items())
             progress.write(f"step {state.step} epoch {state.epoch}: {shown}"
                            + (" (best)" if improved else ""))
             if tc.patience and state.bad_evals >= tc.patience:
@@ -254,7 +301,8 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
         if out_of_time and not state.stopped:
             state.stopped = f"time limit of {tc.time_limit:.0f}s reached at step {state.step}"
         if env.is_main and (state.step % checkpoint_every == 0 or last_step or state.stopped):
-            save_checkpoint(checkpoint_state(), run.last)
+            save(checkpoint_state(), run.last)
+            last_good.append(state.step)
         if state.stopped:
             progress.write(state.stopped)
             break
@@ -266,8 +314,11 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
     if env.is_main:
         if run.best.exists():
             model.load_state_dict(load_checkpoint(run.best, map_location=device)["model"])
+            ema = None  # `best` holds the averaged weights already
         test = {f"test/{k}": v for k, v in evaluate(splits.test).items()}
-        extra = task.report(model, splits.test, cfg, run.path)
+        model.eval()  # the report describes the model test/* measured: eval mode, no autograd
+        with torch.no_grad(), autocast, (ema.swapped_in(model) if ema else nullcontext()):
+            extra = task.report(model, splits.test, cfg, run.path)
         epochs_done = round(state.step * tc.grad_accum / per_epoch, 2)
         results = {"task": task.name, "steps": state.step, "epochs": epochs_done,
                    "train_seconds": round(train_seconds, 2), "parameters": n_params,
@@ -276,8 +327,7 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
         run.results.write_text(json.dumps(results, indent=1))
         log.log(state.step, state.epoch, train_seconds, test)
         write_report(run, cfg, results, extra)
-        progress.write("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()
-                                            if k.count("/") == 1))
+        progress.write("test: " + ", ".join(f"{k} {v:.4f}" for k, v in headline(test).items()))
     distributed.barrier(env)
     distributed.teardown(env)
     return results

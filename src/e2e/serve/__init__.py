@@ -29,19 +29,34 @@ def check_port(host: str, port: int) -> None:
 
 
 def serve(runs: list[str | Path], host: str = "127.0.0.1", port: int = 8000,
-          backend: str = "torch", max_upload_mb: float = 2.0) -> None:
+          backend: str = "torch", max_upload_mb: float = 2.0, max_megapixels: float = 16.0,
+          max_decodes: int = 2, timeout_s: float = 20.0, max_connections: int = 32) -> None:
     import uvicorn
+    from PIL import Image
 
-    from e2e.serve.app import create_app, load_models
+    from e2e.serve.app import Limits, create_app, load_models
+    from e2e.serve.limits import timed_protocol
 
     if not runs:
         raise E2EError("name at least one run directory to serve")
+    for name, value in (("--max-upload-mb", max_upload_mb), ("--max-megapixels", max_megapixels),
+                        ("--max-decodes", max_decodes), ("--timeout", timeout_s),
+                        ("--max-connections", max_connections)):
+        if not value > 0:
+            raise E2EError(f"{name} must be greater than 0, got {value}")
     check_port(host, port)
     models = load_models(runs, backend)
-    app = create_app(models, max_bytes=int(max_upload_mb * 2**20))
+    limits = Limits(max_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
+                    max_decodes=max_decodes)
+    # Any decode that skipped the app's check still stops far below Pillow's 89 MP default.
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    app = create_app(models, limits=limits)
     for name, m in models.items():
         print(f"{m.task.name:<8} {m.predictor.run.path}  ->  http://{host}:{port}/m/{name}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who can reach this machine can use it")
     print(f"serving on http://{host}:{port}/  (Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # http: every request must arrive whole within timeout_s; limit_concurrency: connections
+    # beyond max_connections get 503 at once instead of queueing without bound
+    uvicorn.run(app, host=host, port=port, log_level="warning", http=timed_protocol(timeout_s),
+                limit_concurrency=max_connections, timeout_keep_alive=5)

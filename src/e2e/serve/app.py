@@ -8,13 +8,20 @@
 What a page shows is the task's business: a task names its kind of input
 (`demo_input`: image | audio | text | track) and turns one input into a JSON answer with
 `demo_answer(model, raw, info)` ({"top": [...]}, {"text": ...} or {"gif": data-URL}). The
-app only checks uploads (size -> 413, type -> 415, unreadable -> 400) and keeps serving
-after any bad request.
+app only checks uploads (size or pixel count -> 413, type -> 415, unreadable -> 400) and
+keeps serving after any bad request.
+
+Hardening: every page is a Jinja template with autoescaping (no HTML is built from strings),
+and JSON escapes <, > and & so nothing echoed (a model name, a filename) can become markup.
+Images are refused by their header's pixel count before any decoding; at most `max_decodes`
+uploads are decoded or answered at once, the others wait (up to `wait_s`, then 503). The
+server side (e2e.serve.limits) closes connections that do not send a whole request in time.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import threading
 from collections.abc import Callable
@@ -26,7 +33,7 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
 
 from e2e.errors import E2EError
@@ -34,14 +41,28 @@ from e2e.errors import E2EError
 HERE = Path(__file__).parent
 
 
-def _check_image(data: io.BytesIO) -> None:
+class TooManyPixels(ValueError):
+    pass
+
+
+def _check_image(data: io.BytesIO, max_pixels: int) -> None:
+    """Refuse by the header's size (decoding nothing), then decode to prove it is whole."""
+    import warnings
+
     from PIL import Image
 
-    with Image.open(data) as img:
-        img.load()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's bomb warning: the check below decides
+        with Image.open(data) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise TooManyPixels(f"the image is {width} x {height} pixels "
+                                    f"({width * height / 1e6:.1f} megapixels); the limit is "
+                                    f"{max_pixels / 1e6:g} megapixels")
+            img.load()
 
 
-def _check_wav(data: io.BytesIO) -> None:
+def _check_wav(data: io.BytesIO, max_pixels: int) -> None:
     import soundfile
 
     soundfile.info(data)
@@ -54,7 +75,8 @@ class InputKind:
     field: str  # the form field carrying the input
     types: tuple[str, ...] = ()  # accepted content types of an uploaded file
     label: str = ""
-    check: Callable[[io.BytesIO], None] | None = None  # raises if the upload does not decode
+    # raises if the upload does not decode (or, for images, has over max_pixels pixels)
+    check: Callable[[io.BytesIO, int], None] | None = None
 
 
 KINDS = {
@@ -88,11 +110,10 @@ class Loaded:
     def page(self) -> dict[str, Any]:
         """What the page template needs besides the kind."""
         info = self.predictor.info
-        extra = getattr(self.task, "demo_page", None)
         return {"name": self.name, "task": self.task.name, "kind": self.kind,
                 "backend": self.backend, "run": str(self.predictor.run.path),
                 "classes": info.get("classes"), "accept": ",".join(KINDS[self.kind].types),
-                "label": KINDS[self.kind].label, **(extra(info) if extra else {})}
+                "label": KINDS[self.kind].label, **self.task.demo_page(info)}
 
 
 def load_models(runs: list[str | Path], backend: str = "torch") -> dict[str, Loaded]:
@@ -104,10 +125,11 @@ def load_models(runs: list[str | Path], backend: str = "torch") -> dict[str, Loa
     for run in runs:
         predictor = Predictor(run) if backend == "torch" else ExportedPredictor(run, backend)
         task = predictor.task
-        kind = getattr(task, "demo_input", None)
-        if kind not in KINDS or not hasattr(task, "demo_answer"):
-            raise E2EError(f"{run}: the {task.name} application has no demo page yet "
-                           "(its task has no demo_input / demo_answer)")
+        kind = task.demo_input
+        if kind not in KINDS:
+            raise E2EError(f"{run}: the {task.name} application has no demo page "
+                           f"(its task's demo_input is {kind!r}; pages exist for "
+                           f"{', '.join(KINDS)})")
         name = base = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(run).resolve().name) or "model"
         n = 2
         while name in models:
@@ -161,23 +183,78 @@ async def _drain(receive) -> None:
             return
 
 
+class SafeJSON(JSONResponse):
+    """JSON with <, > and & escaped (as \\u003c ...): still the same JSON to any parser, but
+    never markup, even to a browser that sniffs a response as HTML."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+            text = text.replace(char, escaped)
+        return text.encode()
+
+
 def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return SafeJSON({"error": message}, status_code=status)
 
 
 def too_large(max_bytes: int) -> JSONResponse:
     return error(413, f"upload too large: the limit is {max_bytes / 2**20:g} MB")
 
 
-def create_app(models: dict[str, Loaded], max_bytes: int = 2 * 2**20) -> FastAPI:
-    app = FastAPI(title="e2e demo", docs_url=None, redoc_url=None, openapi_url=None)
-    templates = Environment(loader=FileSystemLoader(HERE / "templates"),
-                            autoescape=select_autoescape())
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+@dataclass(frozen=True)
+class Limits:
+    """What one request may cost the demo server."""
 
-    def render(name: str, **context) -> HTMLResponse:
+    max_bytes: int = 2 * 2**20  # upload size
+    # decoded pixels per image: 16 MP (a 4000 x 4000 photo) is far below Pillow's own bomb
+    # limit of 89 MP, and 2 decodes at once stay within a few hundred MB
+    max_pixels: int = 16_000_000
+    max_decodes: int = 2  # uploads decoded / answered at the same time
+    wait_s: float = 30.0  # how long a request waits for a free decoder before 503
+
+
+def create_app(models: dict[str, Loaded], max_bytes: int = 2 * 2**20,
+               limits: Limits | None = None) -> FastAPI:
+    limits = limits or Limits(max_bytes=max_bytes)
+    max_bytes = limits.max_bytes
+    app = FastAPI(title="e2e demo", docs_url=None, redoc_url=None, openapi_url=None)
+    templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    decoders = threading.BoundedSemaphore(limits.max_decodes)
+
+    @app.middleware("http")
+    async def no_sniffing(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"  # JSON is never run as HTML
+        return response
+
+    def render(name: str, status: int = 200, **context) -> HTMLResponse:
         pages = [m.page() for m in models.values()]
-        return HTMLResponse(templates.get_template(name).render(pages=pages, **context))
+        return HTMLResponse(templates.get_template(name).render(pages=pages, **context),
+                            status_code=status)
+
+    def decode_and_answer(m: Loaded, kind: InputKind, raw: Any, what: str) -> JSONResponse:
+        """In a worker thread, at most `max_decodes` at once: check the upload, answer it."""
+        if not decoders.acquire(timeout=limits.wait_s):
+            return error(503, f"the server is busy (all {limits.max_decodes} decoders taken "
+                              f"for {limits.wait_s:g}s); try again")
+        try:
+            if kind.check is not None:
+                try:
+                    kind.check(raw, limits.max_pixels)
+                except TooManyPixels as e:
+                    return error(413, f"{what}: {e}")
+                except Exception as e:  # noqa: BLE001 - any decoder error means a bad upload
+                    reason = str(e).replace(repr(raw), what)
+                    return error(400, f"{what} is not a readable {kind.label}: {reason}")
+                raw.seek(0)
+            try:
+                return SafeJSON({"model": m.name, "answer": m.answer(raw)})
+            except E2EError as e:
+                return error(400, f"could not use {what}: {e}")
+        finally:
+            decoders.release()
 
     @app.get("/", response_class=HTMLResponse)
     def index():
@@ -190,7 +267,7 @@ def create_app(models: dict[str, Loaded], max_bytes: int = 2 * 2**20) -> FastAPI
     @app.get("/m/{name}", response_class=HTMLResponse)
     def page(name: str):
         if name not in models:
-            return HTMLResponse(f"no model named {name}", status_code=404)
+            return render("missing.html", status=404, name=name)
         m = models[name]
         return render(f"{m.kind}.html", page=m.page())
 
@@ -224,19 +301,9 @@ def create_app(models: dict[str, Loaded], max_bytes: int = 2 * 2**20) -> FastAPI
                                   f"{value.filename}: upload a {kind.label}")
             raw: Any = io.BytesIO(await value.read())
             what = value.filename or "the upload"
-            try:
-                kind.check(raw)
-            except Exception as e:  # noqa: BLE001 - any decoder error means a bad upload
-                reason = str(e).replace(repr(raw), what)
-                return error(400, f"{what} is not a readable {kind.label}: {reason}")
-            raw.seek(0)
         else:
             raw = value if isinstance(value, str) else (await value.read()).decode()
             what = f"the {kind.label}"
-        try:
-            result = await run_in_threadpool(m.answer, raw)
-        except E2EError as e:
-            return error(400, f"could not use {what}: {e}")
-        return JSONResponse({"model": name, "answer": result})
+        return await run_in_threadpool(decode_and_answer, m, kind, raw, what)
 
     return LimitBody(app, max_bytes)

@@ -18,6 +18,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="largest max-abs difference from PyTorch accepted (default 1e-4)")
     p.add_argument("--dynamo", action="store_true",
                    help="use the torch.export-based ONNX exporter (needs onnxscript)")
+    p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("serve", help="a demo web page per run (127.0.0.1 unless --host)")
     p.add_argument("runs", nargs="+", metavar="RUN")
@@ -26,7 +27,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="address to listen on; 0.0.0.0 exposes the demo to the network")
     p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="run the PyTorch weights or the exported model (after e2e export)")
-    p.add_argument("--max-upload-mb", type=float, default=2.0)
+    p.add_argument("--max-upload-mb", type=float, default=2.0, help="largest upload (default 2)")
+    p.add_argument("--max-megapixels", type=float, default=16.0,
+                   help="largest image accepted, in decoded pixels (default 16; Pillow's own "
+                        "limit is 89)")
+    p.add_argument("--max-decodes", type=int, default=2,
+                   help="uploads decoded and answered at the same time (default 2)")
+    p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="a request must arrive whole within this time (default 20)")
+    p.add_argument("--max-connections", type=int, default=32,
+                   help="open connections served at once; more get 503 (default 32)")
+    p.set_defaults(handler=cmd_serve)
 
 
 def cmd_export(args) -> int:
@@ -42,5 +53,7 @@ def cmd_serve(args) -> int:
     from e2e.serve import serve
 
     serve(args.runs, host=args.host, port=args.port, backend=args.backend,
-          max_upload_mb=args.max_upload_mb)
+          max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels,
+          max_decodes=args.max_decodes, timeout_s=args.timeout,
+          max_connections=args.max_connections)
     return 0

@@ -17,11 +17,11 @@ import numpy as np
 from tqdm import tqdm
 
 from e2e import api
-from e2e.compare import CompareOptions, Comparison, Metric, Row, nested_sizes
 from e2e.config import Config, with_overrides
 from e2e.data.driving_records import read_episode, recording_files
 from e2e.errors import E2EError
 from e2e.stepwise.modular_driver import ModularConfig, ModularDriver
+from e2e.stepwise.report import CompareOptions, Comparison, Metric, Row, nested_sizes
 from e2e.tasks import load_config
 from e2e.tasks.driving.closed_loop import NetPolicy, drive, summarize
 from e2e.tasks.driving.sim import make_env, parse_seeds

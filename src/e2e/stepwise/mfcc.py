@@ -29,7 +29,7 @@ def require_librosa():
         import librosa
     except ImportError:
         raise DatasetMissing("librosa (the MFCC front end of the stepwise speech systems)",
-                             ".venv/bin/pip install librosa") from None
+                             'pip install "e2e[speech]"   (or: pip install librosa)') from None
     return librosa
 
 

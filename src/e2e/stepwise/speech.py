@@ -27,12 +27,12 @@ import torch
 from tqdm import tqdm
 
 from e2e import api
-from e2e.compare import CompareOptions, Comparison, Metric, Row, nested_sizes
 from e2e.config import Config, with_overrides
 from e2e.data import asterisk
 from e2e.data.audio import load_all
 from e2e.data.sources import data_home
 from e2e.errors import E2EError
+from e2e.stepwise.report import CompareOptions, Comparison, Metric, Row, nested_sizes
 from e2e.tasks import load_config
 
 # The budgets (--set overrides win). --quick: 600 training utterances and 90 s per network,

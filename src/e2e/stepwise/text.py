@@ -22,9 +22,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from e2e import api
-from e2e.compare import CompareOptions, Comparison, Metric, Row, nested_sizes
 from e2e.config import Config, with_overrides
 from e2e.errors import E2EError
+from e2e.stepwise.report import CompareOptions, Comparison, Metric, Row, nested_sizes
 from e2e.stepwise.rule_based import apertium, central_summaries, lead_summaries, require_apertium
 from e2e.tasks import load_config
 from e2e.tasks.text import metrics

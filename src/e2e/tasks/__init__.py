@@ -7,11 +7,13 @@ and an application's modules load only when it is used.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from pathlib import Path
 
 from e2e.config import Config, merge, read_yaml
 from e2e.errors import E2EError
+from e2e.extras import missing_extra
 
 # name -> "module:Class" of the task. Tests and users may register more (see register).
 TASKS = {"vision": "e2e.tasks.vision.task:VisionTask",
@@ -20,6 +22,12 @@ TASKS = {"vision": "e2e.tasks.vision.task:VisionTask",
          "driving": "e2e.tasks.driving.task:DrivingTask",
          # the stepwise counterpart of speech: fixed MFCCs instead of the learned front end
          "speech-mfcc": "e2e.stepwise.mfcc:MfccSpeechTask"}
+# name -> the module that adds the application's own commands to the CLI: it has
+# `add_parsers(sub, data_sub)`, each parser with `set_defaults(handler=...)`, and imports
+# nothing heavy at the top (e2e --help loads every one of them).
+CLIS = {"speech": "e2e.tasks.speech.cli",
+        "text": "e2e.tasks.text.cli",
+        "driving": "e2e.tasks.driving.cli"}
 
 
 def register(name: str, target: str | type) -> None:
@@ -30,18 +38,25 @@ def register(name: str, target: str | type) -> None:
 def get_task(name: str):
     """A fresh instance of the task registered as `name`."""
     if name not in TASKS:
-        raise E2EError(f"unknown task '{name}'; available: {', '.join(sorted(TASKS))}")
+        close = difflib.get_close_matches(name, list(TASKS), 1)
+        raise E2EError(f"unknown application '{name}'"
+                       + (f" (did you mean '{close[0]}'?)" if close else "")
+                       + f"; available: {', '.join(TASKS)}")
     target = TASKS[name]
     if isinstance(target, str):
         module, cls = target.split(":")
-        target = getattr(importlib.import_module(module), cls)
+        try:
+            target = getattr(importlib.import_module(module), cls)
+        except ImportError as e:  # an application whose extra is not installed
+            if missing_extra(e) is None:
+                raise
+            raise E2EError(f"the {name} task: {missing_extra(e)}") from None
     return target()
 
 
 def default_config(task: str) -> Config:
     """The task's own defaults: its data and model configs, and its training recipe."""
-    t = get_task(task)
-    return Config(task=task, train=t.default_train(), data=t.DataConfig(), model=t.ModelConfig())
+    return get_task(task).default_config()
 
 
 def load_config(path: str | Path | None = None, task: str | None = None,

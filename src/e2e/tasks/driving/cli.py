@@ -1,6 +1,7 @@
-"""The driving commands of the `e2e` CLI: `e2e drive`, `e2e data driving`, `e2e train --dagger`.
+"""The driving commands of the `e2e` CLI: `e2e drive` and `e2e data driving`.
 
-Kept here so that src/e2e/cli.py only registers them.
+(`e2e train driving --dagger N` is the shared `train` verb calling the task's
+`train_with_expert` hook.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def add_parsers(sub, data_sub) -> None:
     p.add_argument("--video", metavar="GIF", help="save the first drive, controls drawn on it")
     p.add_argument("--checkpoint", default="best", help="best | last | a checkpoint file")
     p.add_argument("--json", action="store_true", help="print per-track results as JSON")
+    p.set_defaults(handler=cmd_drive)
 
     p = data_sub.add_parser("driving", help="record the expert driving CarRacing tracks "
                                             "(frames + actions, compressed)")
@@ -30,6 +32,7 @@ def add_parsers(sub, data_sub) -> None:
     p.add_argument("--episodes", type=int, help="record the first N of the seeds (default all)")
     p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--workers", type=int, default=2, help="episodes recorded in parallel")
+    p.set_defaults(handler=cmd_data_driving)
 
 
 def _seeds(text: str, episodes: int | None) -> list[int]:
@@ -55,13 +58,13 @@ def cmd_drive(args) -> int:
         make_env().close()  # a missing simulator is reported before any worker starts
         policy = ExpertPolicy()
     else:
-        from e2e.api import Predictor
+        from e2e.engine.restore import load_run
         from e2e.tasks.driving.closed_loop import NetPolicy
+        from e2e.tasks.driving.task import DrivingTask
 
-        p = Predictor(args.run, checkpoint=args.checkpoint)
-        if p.cfg.task != "driving":
-            raise E2EError(f"{args.run} is a '{p.cfg.task}' run; `e2e drive` needs a driving run")
-        policy = NetPolicy(p.model, p.info, name=str(args.run))
+        _, model, info, _ = load_run(DrivingTask(), args.run, checkpoint=args.checkpoint,
+                                     command="drive")
+        policy = NetPolicy(model, info, name=str(args.run))
         env = make_env()
         obs, _ = env.reset(seed=seeds[0])
         env.close()
@@ -98,32 +101,4 @@ def cmd_data_driving(args) -> int:
     frames = sum(e.steps for e in episodes) - 50 * len(episodes)
     print(f"recorded {len(episodes)} episodes, {frames} frames, mean expert score "
           f"{sum(e.score for e in episodes) / len(episodes):.1f} -> {args.out}")
-    return 0
-
-
-def train_dagger(args, overrides: list[str], out: str) -> dict:
-    """`e2e train driving --dagger N`: behavior cloning, then N DAgger rounds."""
-    from e2e.tasks import get_task, load_config
-
-    cfg = load_config(args.config, args.task,
-                      ([f"data.source={args.data}"] if args.data else []) + overrides)
-    task = get_task(cfg.task)
-    if not hasattr(task, "dagger"):
-        raise E2EError(f"--dagger needs a task with an expert to ask (driving); "
-                       f"'{cfg.task}' has none")
-    summary = task.dagger(cfg, out, args.dagger, quiet=args.quiet)
-    for row in summary["rounds"]:
-        print(f"round {row['round']}: test/score {row.get('test/score', float('nan')):.1f} "
-              f"min {row.get('test/score_min', float('nan')):.1f}  ({row['run']})")
-    return summary["rounds"][-1]
-
-
-def print_predictions(model, inputs: list[str], as_json: bool) -> int:
-    """`e2e predict DRIVING_RUN FRAME...`: steer, gas and brake for each frame file."""
-    answers = model.predict(inputs)
-    if as_json:
-        print(json.dumps([{"input": i, **a} for i, a in zip(inputs, answers)], indent=1))
-    else:
-        for path, a in zip(inputs, answers):
-            print(f"{path}: steer {a['steer']:+.3f}  gas {a['gas']:.3f}  brake {a['brake']:.3f}")
     return 0

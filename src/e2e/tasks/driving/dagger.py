@@ -4,7 +4,7 @@ A network trained on the expert's states drifts, at test time, into states the e
 never visited, and has no idea how to recover. DAgger lets the network drive, has the
 expert label every state the network visits, adds those frames to the training data and
 retrains. Round 0 is plain behavior cloning; each round trains through the one engine
-(`e2e.api.train`), from scratch, on the aggregated recordings (or fine-tunes the previous
+(`e2e.engine.fit`), from scratch, on the aggregated recordings (or fine-tunes the previous
 round's network with `data.dagger_finetune`), and reports its closed-loop score.
 """
 
@@ -16,18 +16,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from e2e.config import Config
+from e2e.engine.results import headline
 from e2e.errors import E2EError
 from e2e.tasks.driving.closed_loop import NetPolicy, drive, summarize
 from e2e.tasks.driving.sim import WARMUP, parse_seeds
 
 
 def load_policy(run: str | Path, device: str = "cpu") -> NetPolicy:
-    from e2e.api import Predictor
+    from e2e.engine.restore import load_run
+    from e2e.tasks.driving.task import DrivingTask
 
-    p = Predictor(run, device=device)
-    if p.cfg.task != "driving":
-        raise E2EError(f"{run} is a '{p.cfg.task}' run, not a driving run")
-    return NetPolicy(p.model, p.info, name=f"network {run}")
+    _, model, info, _ = load_run(DrivingTask(), run, device)
+    return NetPolicy(model, info, name=f"network {run}")
 
 
 def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
@@ -39,7 +39,8 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
     """
     import time
 
-    from e2e import api
+    from e2e.engine import fit
+    from e2e.tasks.driving.task import DrivingTask
 
     if rounds < 1:
         raise E2EError(f"--dagger needs at least 1 round, got {rounds}")
@@ -74,9 +75,9 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
             cfg.data.more = [*cfg.data.more, str(visited)]
             if d.dagger_finetune:  # start from the previous network instead of from scratch
                 cfg.model.init, cfg.train.epochs = str(out / f"round-{r - 1}"), d.dagger_epochs
-        results = api.train(config=copy.deepcopy(cfg), out=run, quiet=quiet)
+        results = fit(DrivingTask(), copy.deepcopy(cfg), run, quiet=quiet)
         row = {"round": r, "run": str(run), "added_frames": added,
-               **{k: v for k, v in results.items() if k.count("/") == 1},
+               **headline(results),
                "best_val_score": results.get(f"best_{cfg.train.monitor}")}
         history.append(row)
         if on_round:

@@ -29,6 +29,12 @@ class ExpertConfig:
     smooth: int = 3  # curvature is averaged over this many segments either side
     brake_gain: float = 0.05  # brake per m/s over the planned speed
     steer_gain: float = 1.0
+    line_offset: float = 0.0  # m: the racing line may leave the centerline by this much ...
+    line_smooth: int = 0  # ... after this many smoothing passes (0 = follow the centerline)
+    yaw_damping: float = 0.0  # steer against the hull's yaw rate (rad/s): damps weaving
+    steer_gas: float = 1.0  # no gas while |steer| exceeds this: throttle in a hard turn skids
+    v_recover: float = 30.0  # m/s: off the road, crawl back at most this fast
+    road_half_width: float = 40 / 6  # m: CarRacing's TRACK_WIDTH
 
 
 class Expert:
@@ -37,8 +43,9 @@ class Expert:
     def __init__(self, env, cfg: ExpertConfig | None = None):
         self.cfg = cfg or ExpertConfig()
         track = np.asarray(env.unwrapped.track, dtype=np.float64)
-        self.xy = track[:, 2:4]
-        self.n = len(self.xy)
+        self.center = track[:, 2:4]
+        self.n = len(self.center)
+        self.xy = racing_line(self.center, self.cfg.line_offset, self.cfg.line_smooth)
         step = np.linalg.norm(np.roll(self.xy, -1, 0) - self.xy, axis=1)
         self.spacing = float(step.mean())
         heading = np.arctan2(np.diff(self.xy[:, 1], append=self.xy[0, 1]),
@@ -54,10 +61,10 @@ class Expert:
     def nearest(self, pos: np.ndarray) -> int:
         # search a window around the last index so crossing parts of the track can't confuse it
         window = (self.index + np.arange(-10, 40)) % self.n
-        d = np.linalg.norm(self.xy[window] - pos, axis=1)
+        d = np.linalg.norm(self.center[window] - pos, axis=1)
         if d.min() > 15.0:  # far off the road (a policy under test got lost): search it all
             window = np.arange(self.n)
-            d = np.linalg.norm(self.xy - pos, axis=1)
+            d = np.linalg.norm(self.center - pos, axis=1)
         self.index = int(window[int(d.argmin())])
         return self.index
 
@@ -80,7 +87,9 @@ class Expert:
         ahead, side = dx * fwd[0] + dy * fwd[1], dx * right[0] + dy * right[1]
         alpha = math.atan2(side, max(ahead, 1e-3))  # > 0: target to the right
         wheel = math.atan(2 * WHEELBASE * math.sin(alpha) / max(ld, 1e-3))
-        steer = float(np.clip(c.steer_gain * wheel / MAX_WHEEL_ANGLE, -1, 1))
+        yaw_rate = float(car.angularVelocity)  # > 0: turning left, counter-clockwise
+        steer = float(np.clip(c.steer_gain * wheel / MAX_WHEEL_ANGLE + c.yaw_damping * yaw_rate,
+                              -1, 1))
 
         # ---- speed: the fastest speed from which every bend ahead can still be braked for ----
         n_ahead = max(3, round(c.preview / self.spacing))
@@ -88,10 +97,29 @@ class Expert:
         k = self.curvature[(i + np.arange(n_ahead)) % self.n]
         v_bend = np.clip(np.sqrt(c.lateral / np.maximum(k, 1e-6)), c.v_min, c.v_max)
         v_target = float(np.sqrt(v_bend ** 2 + 2 * c.decel * dist).min())
-        if speed < v_target:
+        if np.linalg.norm(self.center[i] - pos) > c.road_half_width:  # off the road: recover
+            v_target = min(v_target, c.v_recover)
+        if speed < v_target and abs(steer) <= c.steer_gas:
             gas, brake = 1.0, 0.0
         elif speed > v_target + 3:
             gas, brake = 0.0, float(np.clip(c.brake_gain * (speed - v_target), 0.1, 0.8))
         else:
             gas, brake = 0.0, 0.0
         return np.array([steer, gas, brake], dtype=np.float32)
+
+
+def racing_line(center: np.ndarray, max_offset: float, passes: int) -> np.ndarray:
+    """A smoother closed path inside the road: repeated neighbour averaging straightens the
+    bends (a larger radius allows a higher cornering speed), each pass projected back to at
+    most `max_offset` metres either side of the centerline."""
+    if max_offset <= 0 or passes <= 0:
+        return center.copy()
+    tangent = np.roll(center, -1, 0) - np.roll(center, 1, 0)
+    tangent /= np.linalg.norm(tangent, axis=1, keepdims=True) + 1e-9
+    normal = np.stack([-tangent[:, 1], tangent[:, 0]], 1)
+    offset = np.zeros(len(center))
+    for _ in range(passes):
+        path = center + offset[:, None] * normal
+        mean = 0.5 * (np.roll(path, -1, 0) + np.roll(path, 1, 0))
+        offset = np.clip(((mean - center) * normal).sum(1), -max_offset, max_offset)
+    return center + offset[:, None] * normal

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -20,6 +21,10 @@ class DrivingModel:
     dropout: float = 0.2
     steer_weight: float = 2.0  # steering matters most: weight its squared error
     init: str = ""  # start from this driving run's best weights (DAgger's later rounds)
+
+    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
+        "pool": "[1, inf)", "widths": "[1, inf)", "kernels": "[1, inf)", "strides": "[1, inf)",
+        "hidden": "[1, inf)", "dropout": "[0, 1)", "steer_weight": "[0, inf)"}
 
 
 class PilotNet(nn.Module):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 from e2e.data.driving_records import FRAME_SHAPE, write_metadata
+from e2e.engine.progress import Ticker
 from e2e.tasks.driving.closed_loop import ExpertPolicy, drive
 from e2e.tasks.driving.expert import ExpertConfig
 from e2e.tasks.driving.sim import HUD_ROWS, MAX_STEPS, WARMUP
@@ -17,14 +17,14 @@ def record(out: str | Path, seeds: list[int], workers: int = 2, max_steps: int =
     """One expert episode per seed, written to OUT/episode-SEED.npz; returns the episodes."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
+    ticker = Ticker(len(seeds), "recording", "tracks", interval=0, enabled=not quiet)
 
     def show(ep):
-        if not quiet:
-            print(f"track {ep.seed}: score {ep.score:.1f}, {ep.steps - WARMUP} frames, "
-                  f"lap {'yes' if ep.lap else 'no'} ({time.time() - t0:.0f}s)", flush=True)
-    episodes, _ = drive(ExpertPolicy(), seeds, max_steps, workers, record_dir=out,
-                        progress=show)
+        ticker.update(note=f"track {ep.seed}: score {ep.score:.1f}, {ep.steps - WARMUP} frames, "
+                           f"lap {'yes' if ep.lap else 'no'}")
+    with ticker:
+        episodes, _ = drive(ExpertPolicy(), seeds, max_steps, workers, record_dir=out,
+                            progress=show)
     write_metadata(out, {"simulator": "gymnasium CarRacing-v3", "driver": "expert",
                          "expert": asdict(ExpertConfig()), "frame_shape": list(FRAME_SHAPE),
                          "hud_rows": HUD_ROWS, "warmup_steps_skipped": WARMUP,

@@ -15,7 +15,7 @@ import numpy as np
 
 from e2e.errors import DatasetMissing
 
-INSTALL = '.venv/bin/pip install "gymnasium[box2d]"   (or: pip install "e2e[driving]")'
+INSTALL = 'pip install "e2e[driving]"   (or just the simulator: pip install "gymnasium[box2d]")'
 FRAME_SHAPE = (96, 96, 3)  # H, W, RGB as CarRacing renders them
 HUD_ROWS = 12  # bottom rows: speed and steering bars, which would leak the label
 WARMUP = 50  # zoom-in steps at the start of each episode (1 s at 50 FPS)

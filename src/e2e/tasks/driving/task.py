@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,8 +27,9 @@ from torch import nn
 from e2e.config import Config, TrainConfig
 from e2e.data.driving_records import read_episode, recording_files
 from e2e.engine.batching import TensorData, eval_batches
+from e2e.engine.progress import Ticker
 from e2e.errors import E2EError
-from e2e.tasks.base import Splits
+from e2e.tasks.base import ExportSpec, Splits, Task
 from e2e.tasks.driving.model import DrivingModel, PilotNet
 from e2e.tasks.driving.sim import MAX_STEPS, parse_seeds
 
@@ -53,6 +54,11 @@ class DrivingData:
     # for dagger_epochs (cheaper; on CarRacing it drove worse: see bench/RESULTS.md).
     dagger_finetune: bool = False
     dagger_epochs: int = 2
+
+    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
+        "offline_val_episodes": "[0, inf)", "episodes": "[0, inf)", "max_steps": "[1, inf)",
+        "workers": "[1, inf)", "shift_px": "[0, inf)", "steer_per_px": "[0, inf)",
+        "brightness": "[0, 1)", "dagger_episodes": "[1, inf)", "dagger_epochs": "[1, inf)"}
 
 
 class DriveSplit:
@@ -94,7 +100,7 @@ def load_recordings(files: list[Path], shape: tuple[int, ...] | None = None
     return TensorData(x=torch.cat(frames), y=torch.cat(actions)), tuple(shape)
 
 
-class DrivingTask:
+class DrivingTask(Task):
     name = "driving"
     DataConfig = DrivingData
     ModelConfig = DrivingModel
@@ -102,6 +108,7 @@ class DrivingTask:
     channels_last = False
 
     def __init__(self):
+        super().__init__()
         self.last_episodes: list = []
 
     def default_train(self) -> TrainConfig:
@@ -198,7 +205,10 @@ class DrivingTask:
         if split.seeds:
             was_training = model.training
             policy = NetPolicy(model.eval(), self._info)
-            self.last_episodes, _ = drive(policy, split.seeds, split.max_steps, split.workers)
+            with Ticker(len(split.seeds), "driving", "tracks", delay=10) as ticker:  # minutes
+                self.last_episodes, _ = drive(
+                    policy, split.seeds, split.max_steps, split.workers,
+                    progress=lambda e: ticker.update(note=f"track {e.seed}: {e.score:.0f}"))
             model.train(was_training)
             metrics = {**summarize(self.last_episodes), **metrics}
             for e in self.last_episodes:
@@ -228,9 +238,14 @@ class DrivingTask:
     # ---- export and demo page (e2e export / e2e serve) ----
     demo_input = "track"  # the demo page: pick a test track, watch the network drive
 
-    def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:
-        from e2e.export import ExportSpec
+    def format_prediction(self, raw: Any, answer: dict[str, float]) -> str:
+        return (f"{raw}: steer {answer['steer']:+.3f}  gas {answer['gas']:.3f}  "
+                f"brake {answer['brake']:.3f}")
 
+    def prediction_json(self, raw: Any, answer: dict[str, float]) -> Any:
+        return {"input": str(raw), **answer}
+
+    def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:
         h, w, _ = info["frame_shape"]
         frames = torch.zeros(2, 3, h, w, dtype=torch.uint8)
         return {"policy": ExportSpec(model, {"frames": frames}, ["actions"],
@@ -268,7 +283,8 @@ class DrivingTask:
                         f"{'yes' if e.lap else 'no'} | {e.offtrack_steps} |")
         return "\n".join(rows)
 
-    def dagger(self, cfg: Config, out: str | Path, rounds: int, quiet: bool = False) -> dict:
+    def train_with_expert(self, cfg: Config, out: str | Path, rounds: int,
+                          quiet: bool = False) -> dict:
         from e2e.tasks.driving.dagger import run_dagger
 
         return run_dagger(cfg, out, rounds, quiet)
@@ -288,6 +304,6 @@ def read_frame(path: str | Path) -> np.ndarray:
             return frame
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError, UnidentifiedImageError) as e:
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise E2EError(f"{path} is not a readable frame ({type(e).__name__}: {e}); give a "
                        "PNG/JPEG image or a .npy array of a 96x96 RGB CarRacing frame") from None

@@ -6,12 +6,14 @@ the same. Each example draws its own parameters. What each one imitates:
   noise      rooms and lines are never silent (white or pink noise at a random SNR)
   speed      people talk faster or slower (tempo and pitch move together)
   pitch      voices sit higher or lower (pitch moves, tempo stays: phase vocoder + resample)
-  telephone  8 kHz lines keep nothing above 4 kHz (the Asterisk prompts are 8 kHz)
+  telephone  8 kHz lines keep nothing above 4 kHz and code 8-bit mu-law (the Asterisk
+             prompts are 8 kHz)
   reverb     rooms echo (an exponentially decaying noise impulse response)
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -90,11 +92,21 @@ def pitch_shift(y: torch.Tensor, semitones: float) -> torch.Tensor:
     return _stretch(_time_stretch(y, 1 / r), r)
 
 
-def telephone(x: torch.Tensor) -> torch.Tensor:
-    """Keep only 0-4 kHz (rectangular cut in the spectrum, as an 8 kHz line would)."""
+def telephone(x: torch.Tensor, mulaw: bool = True) -> torch.Tensor:
+    """An 8 kHz phone line: keep only 0-4 kHz (rectangular cut in the spectrum), then G.711
+    mu-law coding, 8 bits a sample (the Asterisk prompts went through both)."""
     spec = torch.fft.rfft(x)
     spec[:, spec.shape[1] // 2:] = 0
-    return torch.fft.irfft(spec, n=x.shape[1])
+    y = torch.fft.irfft(spec, n=x.shape[1])
+    return mu_law(y) if mulaw else y
+
+
+def mu_law(x: torch.Tensor, mu: float = 255.0) -> torch.Tensor:
+    """Compress, quantize to 256 levels, expand: the coding noise of a G.711 line."""
+    x = x.clamp(-1, 1)
+    c = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
+    c = torch.round((c + 1) * 127.5) / 127.5 - 1
+    return torch.sign(c) * ((1 + mu) ** c.abs() - 1) / mu
 
 
 def reverb(y: torch.Tensor, sample_rate: int = 16_000) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Speech subcommands: `e2e transcribe RUN FILE...` and `e2e data speech-synth --out DIR`."""
+"""Speech subcommands: `e2e transcribe RUN FILE...`, `e2e data speech-synth --out DIR` and
+`e2e data speech-real --out DIR`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def add_parsers(sub, data_sub) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (default: torch's choice); 1 is faster on a busy CPU")
     p.add_argument("--device", default="cpu")
+    p.set_defaults(handler=cmd_transcribe)
 
     p = data_sub.add_parser("speech-synth", help="render a synthetic speech corpus with espeak-ng")
     p.add_argument("--out", required=True, help="corpus folder (WAVs + manifests)")
@@ -27,21 +29,34 @@ def add_parsers(sub, data_sub) -> None:
                    help="comma-separated: digits, letters, sentences")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    p.set_defaults(handler=cmd_data_speech_synth)
+
+    p = data_sub.add_parser("speech-real", help="extract real human speech from Debian game "
+                                                "packages into WAVs + manifests with speakers")
+    p.add_argument("--out", required=True, help="folder for the WAVs and manifests")
+    p.add_argument("--corpora", default="queen,drascula,warzone",
+                   help="comma-separated: queen, drascula, warzone")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out (and count) clips that do not decode instead of stopping")
+    p.set_defaults(handler=cmd_data_speech_real)
 
 
 def cmd_transcribe(args) -> int:
-    from e2e import api
+    import torch
+
+    from e2e.engine.restore import load_run
     from e2e.errors import E2EError
+    from e2e.tasks.speech.task import SpeechTask
 
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
-    model = api.load(args.run, device=args.device)
+    task = SpeechTask()
+    _, model, info, _ = load_run(task, args.run, args.device, command="transcribe")
     results, skipped = [], []
     for f in args.files:  # one at a time: each answer prints as soon as it is ready
         try:
-            r = {"file": f, **model.predict([f], beam=not args.greedy)[0]}
+            with torch.no_grad():
+                r = {"file": f, **task.predict(model, [f], info, beam=not args.greedy)[0]}
         except E2EError as e:
             if not args.skip_bad:
                 raise E2EError(f"{e} (use --skip-bad to skip such files)") from None
@@ -64,4 +79,12 @@ def cmd_data_speech_synth(args) -> int:
 
     build_corpus(args.out, args.n, args.n_val, args.n_test, args.seed, args.workers,
                  parse_kinds(args.kinds))
+    return 0
+
+
+def cmd_data_speech_real(args) -> int:
+    from e2e.data.speech_real import extract
+
+    extract(args.out, tuple(c.strip() for c in args.corpora.split(",") if c.strip()),
+            args.skip_bad)
     return 0

@@ -59,6 +59,48 @@ class Lexicon:
         self.prefixes = {w[:i] for w in self.words for i in range(len(w) + 1)}
 
 
+class BigramLM:
+    """A word bigram language model learned from training transcripts only: interpolated
+    (bigram with 0.7 weight, add-one unigram with 0.3), sentence start `<s>`, end `</s>`.
+
+    A stepwise component: the end-to-end claim is judged on the network's own decoding;
+    this is the separate language-model stage it is compared with."""
+
+    def __init__(self, counts: dict[str, dict[str, int]]):
+        self.uni = counts["unigrams"]
+        self.bi = counts["bigrams"]
+        self.total = sum(self.uni.values())
+        self.after: dict[str, int] = defaultdict(int)
+        for pair, c in self.bi.items():
+            self.after[pair.split(" ", 1)[0]] += c
+
+    @staticmethod
+    def count(texts: list[str]) -> dict[str, dict[str, int]]:
+        """The counts `BigramLM` is built from (a plain dict: it is saved in checkpoints)."""
+        uni: dict[str, int] = defaultdict(int)
+        bi: dict[str, int] = defaultdict(int)
+        for t in texts:
+            words = ["<s>", *t.split(), "</s>"]
+            for a, b in zip(words, words[1:]):
+                uni[b] += 1
+                bi[f"{a} {b}"] += 1
+        return {"unigrams": dict(uni), "bigrams": dict(bi)}
+
+    def logp(self, prev: str, word: str) -> float:
+        p_uni = (self.uni.get(word, 0) + 1) / (self.total + len(self.uni) + 1)
+        n = self.after.get(prev, 0)
+        p_bi = self.bi.get(f"{prev} {word}", 0) / n if n else 0.0
+        return math.log(0.7 * p_bi + 0.3 * p_uni)
+
+    def score(self, text: str, final: bool) -> float:
+        """Log-probability of the completed words of `text` (and of its end when final)."""
+        words = text.split()
+        if not final and not text.endswith(" "):
+            words = words[:-1]  # the last word is still being spelled
+        words = ["<s>", *words] + (["</s>"] if final else [])
+        return sum(self.logp(a, b) for a, b in zip(words, words[1:]))
+
+
 def _logsumexp(a: float, b: float) -> float:
     if a == -math.inf:
         return b
@@ -69,12 +111,28 @@ def _logsumexp(a: float, b: float) -> float:
 
 
 def beam_search(logp: torch.Tensor, vocab: str, beam: int = 8,
-                lexicon: Lexicon | None = None, prune: float = -8.0) -> str:
+                lexicon: Lexicon | None = None, prune: float = -8.0,
+                lm: BigramLM | None = None, lm_weight: float = 0.5,
+                word_bonus: float = 1.0) -> str:
     """CTC prefix beam search over one utterance's T x V log-probabilities.
 
     With a lexicon, a prefix may only grow into words of the list: a letter must continue
-    some word, a space must close one, and the final word must be complete.
+    some word, a space must close one, and the final word must be complete. With a language
+    model, beams are ranked by acoustic + lm_weight x LM log-probability of their completed
+    words + word_bonus per word (shallow fusion).
     """
+    lm_cache: dict[str, float] = {}
+
+    def rank(prefix: str, p: tuple[float, float], final: bool = False) -> float:
+        score = _logsumexp(*p)
+        if lm is None:
+            return score
+        key = prefix + ("\n" if final else "")
+        if key not in lm_cache:
+            lm_cache[key] = lm_weight * lm.score(prefix, final) + word_bonus * len(
+                prefix.split() if final or prefix.endswith(" ") else prefix.split()[:-1])
+        return score + lm_cache[key]
+
     space = vocab.index(" ") + 1
     lp = logp.float().cpu().numpy()
     # prefix -> (log P ending in blank, log P ending in a character)
@@ -100,8 +158,8 @@ def beam_search(logp: torch.Tensor, vocab: str, beam: int = 8,
                 # A repeated character needs a blank in between: only the blank-ending path.
                 new[1] = _logsumexp(new[1], (pb if ch == last else total) + frame[c])
         beams = dict(sorted(((p, (v[0], v[1])) for p, v in nxt.items()),
-                            key=lambda kv: -_logsumexp(*kv[1]))[:beam])
-    ranked = sorted(beams.items(), key=lambda kv: -_logsumexp(*kv[1]))
+                            key=lambda kv: -rank(*kv))[:beam])
+    ranked = sorted(beams.items(), key=lambda kv: -rank(kv[0].strip(), kv[1], final=True))
     if lexicon is not None:
         complete = [p for p, _ in ranked if p.strip().split(" ")[-1] in lexicon.words or
                     not p.strip()]

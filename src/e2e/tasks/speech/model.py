@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,13 @@ class SpeechModelConfig:
     dropout: float = 0.0  # augmentation regularizes; dropout's masks cost CPU time
     beam_size: int = 8  # test-time CTC prefix beam search (1 = greedy only)
     lexicon: bool = True  # beam search spells only words seen in the training transcripts
+    lm_weight: float = 0.5  # stepwise variant: word bigram LM of the training text in the beam
+    word_bonus: float = 1.0  # ... and a bonus per word, against the LM's bias to short answers
+
+    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
+        "filters": "[1, inf)", "filter_ms": "(0, inf)", "dim": "[1, inf)", "layers": "[1, inf)",
+        "heads": "[1, inf)", "conv_kernel": "[1, inf)", "dropout": "[0, 1)",
+        "beam_size": "[1, inf)", "lm_weight": "[0, inf)", "word_bonus": "(-inf, inf)"}
 
 
 def conv_out(lengths: torch.Tensor, conv: nn.Conv1d | nn.AvgPool1d) -> torch.Tensor:

@@ -26,9 +26,13 @@ from multiprocessing import Pool
 from pathlib import Path
 
 from e2e.data.audio import SAMPLE_RATE, Utterance, resample, write_manifest, write_wav
+from e2e.engine.progress import track
 from e2e.errors import DatasetMissing, E2EError
 
-INSTALL = "sudo apt-get update && sudo apt-get install -y espeak-ng"
+INSTALL = "sudo apt-get update && sudo apt-get install -y espeak-ng flite"
+# flite's voices, split like espeak's (awb, rms and slt are statistical voices built from real
+# speakers; kal16 a diphone voice). Validation stays espeak-only: four voices go only so far.
+FLITE_SPLIT = {"train": ["awb", "kal16", "slt"], "val": [], "test": ["rms"]}
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
            "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
 KINDS = ("digits", "letters", "sentences")
@@ -141,8 +145,9 @@ def voice_split(names: list[str], n_val: int = 6, n_test: int = 12, seed: int = 
 
 
 def plan(out: Path, n: int, n_val: int, n_test: int, seed: int,
-         kinds: tuple[str, ...] = KINDS) -> dict[str, list[tuple[Job, str]]]:
-    """Every utterance to render: manifest name -> [(job, transcript)]."""
+         kinds: tuple[str, ...] = KINDS, flite: float = 0.0) -> dict[str, list[tuple[Job, str]]]:
+    """Every utterance to render: manifest name -> [(job, transcript)]; a `flite` fraction of
+    them (where the split has flite voices) by flite instead of espeak-ng."""
     split = voice_split(variants(), seed=seed)
     manifests: dict[str, list[tuple[Job, str]]] = {}
     for name, count, pool, ks in [("train", n, "train", kinds), ("val", n_val, "val", kinds),
@@ -153,6 +158,9 @@ def plan(out: Path, n: int, n_val: int, n_test: int, seed: int,
             spoken, text = make_text(rng.choice(ks), rng)
             voice = f"{rng.choice(ACCENTS)}+{rng.choice(split[pool])}"
             pitch, speed = rng.randint(25, 75), rng.randint(130, 210)
+            # Drawn only when asked for, so that corpora without flite stay as they were.
+            if flite > 0 and FLITE_SPLIT[pool] and rng.random() < flite:
+                voice = f"flite:{rng.choice(FLITE_SPLIT[pool])}"
             key = hashlib.sha1(f"{voice}|{pitch}|{speed}|{spoken}".encode()).hexdigest()[:10]
             path = out / "wav" / name / f"{i:06d}-{key}.wav"
             jobs.append((Job(path, voice, pitch, speed, spoken), text))
@@ -166,31 +174,56 @@ def render(job: Job) -> bool:
 
     if job.path.exists():
         return False
-    cmd = [require_espeak(), "-v", job.voice, "-p", str(job.pitch), "-s", str(job.speed),
-           "--stdout", job.spoken]
-    proc = subprocess.run(cmd, capture_output=True)
-    if proc.returncode != 0 or len(proc.stdout) < 100:
-        raise E2EError(f"espeak-ng failed on {job}: {proc.stderr.decode(errors='replace')}")
-    x, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32")
+    if job.voice.startswith("flite:"):
+        x, rate = _flite(job)
+    else:
+        cmd = [require_espeak(), "-v", job.voice, "-p", str(job.pitch), "-s", str(job.speed),
+               "--stdout", job.spoken]
+        proc = subprocess.run(cmd, capture_output=True)
+        if proc.returncode != 0 or len(proc.stdout) < 100:
+            raise E2EError(f"espeak-ng failed on {job}: {proc.stderr.decode(errors='replace')}")
+        x, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32")
     tmp = job.path.with_suffix(".tmp.wav")
     write_wav(tmp, resample(x, rate, SAMPLE_RATE))
     os.replace(tmp, job.path)  # atomic: an interrupted run never leaves a half file
     return True
 
 
+def _flite(job: Job) -> tuple:
+    """flite renders to a file; tempo from the job's speed, pitch (Hz) from its pitch."""
+    import soundfile as sf
+
+    exe = shutil.which("flite")
+    if exe is None:
+        raise DatasetMissing("flite (the second speech synthesizer)", INSTALL)
+    tmp = job.path.with_suffix(".flite.wav")
+    cmd = [exe, "-voice", job.voice.removeprefix("flite:"),
+           "--setf", f"duration_stretch={175 / job.speed:.3f}",
+           "--setf", f"int_f0_target_mean={80 + 2.4 * job.pitch:.0f}", "-t", job.spoken,
+           "-o", str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True)
+    if proc.returncode != 0 or not tmp.exists():
+        raise E2EError(f"flite failed on {job}: {proc.stderr.decode(errors='replace')}")
+    x, rate = sf.read(str(tmp), dtype="float32")
+    tmp.unlink()
+    return x, rate
+
+
 def build_corpus(out: str | Path, n: int, n_val: int = 300, n_test: int = 200, seed: int = 0,
-                 workers: int = 0, kinds: tuple[str, ...] = KINDS, quiet: bool = False
-                 ) -> dict[str, int]:
+                 workers: int = 0, kinds: tuple[str, ...] = KINDS, quiet: bool = False,
+                 flite: float = 0.0) -> dict[str, int]:
     """Render the corpus into `out`; returns utterances per manifest (and how many were new)."""
     require_espeak()
     out = Path(out)
-    manifests = plan(out, n, n_val, n_test, seed, kinds)
+    manifests = plan(out, n, n_val, n_test, seed, kinds, flite)
     jobs = [job for items in manifests.values() for job, _ in items]
     for name in manifests:
         (out / "wav" / name).mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
     with Pool(workers) as pool:
-        rendered = sum(pool.imap_unordered(render, jobs, chunksize=16))
+        done = pool.imap_unordered(render, jobs, chunksize=16)
+        rendered = sum(track(done, len(jobs), "speech-synth: rendering", "utterances",
+                             enabled=not quiet))
     for name, items in manifests.items():
         write_manifest(out / f"{name}.tsv", [Utterance(j.path, t) for j, t in items])
     counts = {name: len(items) for name, items in manifests.items()}

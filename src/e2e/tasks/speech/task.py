@@ -16,9 +16,10 @@ training batch, on the fly.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -36,10 +37,11 @@ from e2e.data.audio import (
     read_manifest,
 )
 from e2e.data.sources import data_home
+from e2e.engine.progress import track
 from e2e.errors import DatasetMissing, E2EError
-from e2e.tasks.base import Splits
+from e2e.tasks.base import ExportSpec, Splits, Task
 from e2e.tasks.speech.augment import AugmentConfig, augment
-from e2e.tasks.speech.ctc import Lexicon, beam_search, ctc_loss, encode, greedy
+from e2e.tasks.speech.ctc import BigramLM, Lexicon, beam_search, ctc_loss, encode, greedy
 from e2e.tasks.speech.model import SpeechModelConfig, SpeechRecognizer
 
 
@@ -62,6 +64,23 @@ class SpeechData:
     p_pitch: float = 0.3
     p_telephone: float = 0.5  # band-limit to 4 kHz as an 8 kHz phone line does
     p_reverb: float = 0.2
+    flite: float = 0.0  # synth: fraction of utterances by flite voices instead of espeak-ng
+    # Real human speech (e2e.tasks.speech.mix): a folder that `e2e data speech-real` fills
+    # (extracted on first use), "auto" = $E2E_DATA/speech-real, "" = none.
+    real: str = ""
+    real_train: str = "queen,warzone"  # trained on, except held-out speakers
+    real_unseen: str = "drascula"  # test only: a whole corpus never trained on
+    real_val_fraction: float = 0.05  # of each training corpus's clips, by speaker
+    real_test_fraction: float = 0.12
+    max_test: int = 300  # clips per real test set (a fixed random subset; val gets half)
+    max_seconds: float = 12.0  # longer training clips are dropped (counted in report.md)
+
+    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
+        "n": "[1, inf)", "n_val": "[1, inf)", "n_test": "[1, inf)", "val_fraction": "(0, 1)",
+        "test_fraction": "(0, 1)", "split_seed": "[0, inf)", "p_noise": "[0, 1]",
+        "p_speed": "[0, 1]", "p_pitch": "[0, 1]", "p_telephone": "[0, 1]", "p_reverb": "[0, 1]",
+        "flite": "[0, 1]", "real_val_fraction": "(0, 1)", "real_test_fraction": "(0, 1)",
+        "max_test": "[1, inf)", "max_seconds": "(0, inf)"}
 
 
 class SpeechSet(Dataset):
@@ -69,6 +88,8 @@ class SpeechSet(Dataset):
 
     def __init__(self, waves: list[np.ndarray], texts: list[str], groups: list[str]):
         self.waves, self.texts, self.groups = waves, texts, groups
+        # Samples per example: the engine batches examples of similar length (less padding).
+        self.lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.waves)
@@ -89,7 +110,7 @@ def collate(items: list[dict]) -> dict:
             "y_lengths": torch.tensor([len(it["y"]) for it in items])}
 
 
-class SpeechTask:
+class SpeechTask(Task):
     name = "speech"
     DataConfig = SpeechData
     ModelConfig = SpeechModelConfig
@@ -97,6 +118,8 @@ class SpeechTask:
     channels_last = False
 
     def __init__(self):
+        super().__init__()
+        self._warm = False  # the first predict call warms up allocators and kernels
         self.skipped_too_long = 0  # utterances the CTC length guard left out of training
 
     def default_train(self) -> TrainConfig:
@@ -107,6 +130,7 @@ class SpeechTask:
     def setup(self, cfg: Config, info: dict[str, Any]) -> None:
         self._cfg, self._info = cfg, info
         self._lexicon = Lexicon(info["lexicon"]) if info.get("lexicon") else None
+        self._lm = BigramLM(info["lm"]) if info.get("lm") else None
 
     collate = staticmethod(collate)
 
@@ -118,7 +142,8 @@ class SpeechTask:
 
             folder = Path(d.corpus).expanduser() if d.corpus else data_home() / "speech-synth"
             kinds = parse_kinds(d.kinds)
-            build_corpus(folder, d.n, d.n_val, d.n_test, seed=d.split_seed, kinds=kinds)
+            build_corpus(folder, d.n, d.n_val, d.n_test, seed=d.split_seed, kinds=kinds,
+                         flite=d.flite)
             train_items = read_manifest(folder / "train.tsv")
             val_items = read_manifest(folder / "val.tsv")
             tests = {f"synth_{k}": read_manifest(folder / f"test_{k}.tsv") for k in kinds}
@@ -136,6 +161,14 @@ class SpeechTask:
             val_items = pick(order[n_test:n_test + n_val])
             train_items = pick(order[n_test + n_val:])
             origin = str(d.source)
+        real_facts: dict[str, Any] = {}
+        if d.real:
+            from e2e.tasks.speech.mix import real_splits
+
+            real_train, real_val, real_tests, real_facts = real_splits(d)
+            train_items, val_items = train_items + real_train, val_items + real_val
+            tests.update(real_tests)
+            origin += f" + real speech {real_facts['real_folder']}"
         if d.asterisk:
             try:
                 tests.update({f"asterisk_{s}": asterisk.asterisk_set(s) for s in asterisk.SETS})
@@ -147,9 +180,18 @@ class SpeechTask:
         test = self._concat([self._load(v, k, d, skipped) for k, v in tests.items()])
         if skipped:
             print(f"skipped {len(skipped)} unreadable audio file(s), e.g. {skipped[0]}")
+        # Overlong clips: slow, memory-hungry batches and the likeliest CTC failures.
+        long = [i for i, w in enumerate(train.waves) if len(w) > d.max_seconds * SAMPLE_RATE]
+        if long:
+            drop = set(long)
+            train = SpeechSet(*([x for i, x in enumerate(v) if i not in drop]
+                                for v in (train.waves, train.texts, train.groups)))
         lexicon = sorted({w for t in train.texts for w in t.split()})
         info = {"vocab": VOCAB, "sample_rate": SAMPLE_RATE, "lexicon": lexicon,
+                "lm": BigramLM.count(train.texts),
                 "source": origin, "test_sets": list(tests), "skipped_files": len(skipped),
+                "dropped_long": len(long), "max_seconds": d.max_seconds,
+                "train_utterances": len(train), "real": real_facts,
                 "train_hours": round(train.seconds() / 3600, 3)}
         return Splits(train, val, test, info)
 
@@ -194,14 +236,17 @@ class SpeechTask:
         return loss
 
     # ---- evaluation and prediction ----
-    def transcribe_set(self, model: torch.nn.Module, split: SpeechSet, beam: bool
-                       ) -> tuple[list[str], float]:
-        """Hypotheses in the split's order (batched by length), and the mean CTC loss."""
+    def transcribe_set(self, model: torch.nn.Module, split: SpeechSet, beam: bool,
+                       lm: bool = False) -> tuple[list[str], float]:
+        """Hypotheses in the split's order (batched by length), and the mean CTC loss; `lm`:
+        beam search with the word bigram model of the training text (a stepwise variant)."""
         device = next(model.parameters()).device
         order = sorted(range(len(split)), key=lambda i: len(split.waves[i]))
         hyps: list[str] = [""] * len(split)
         loss_sum, batches = 0.0, 0
-        for start in range(0, len(order), 32):
+        # a long decode (beam search on a big test set) reports progress after 10 s
+        for start in track(range(0, len(order), 32), desc="transcribing", unit="batches",
+                           delay=10):
             idx = order[start:start + 32]
             batch = {k: v.to(device) for k, v in collate([split[i] for i in idx]).items()}
             logits, lengths = model(batch["x"], batch["lengths"])
@@ -209,8 +254,11 @@ class SpeechTask:
             loss_sum, batches = loss_sum + float(loss.detach()), batches + 1
             if beam:
                 logp = logits.float().log_softmax(-1)
-                texts = [beam_search(logp[j, :n], VOCAB, self._cfg.model.beam_size,
-                                     self._lexicon if self._cfg.model.lexicon else None)
+                m = self._cfg.model
+                texts = [beam_search(logp[j, :n], VOCAB, m.beam_size,
+                                     self._lexicon if m.lexicon else None,
+                                     lm=self._lm if lm else None, lm_weight=m.lm_weight,
+                                     word_bonus=m.word_bonus)
                          for j, n in enumerate(lengths.tolist())]
             else:
                 texts = greedy(logits, lengths, VOCAB)
@@ -226,22 +274,29 @@ class SpeechTask:
                    "loss": loss}
         groups = sorted(set(split.groups))
         beam = cfg.model.beam_size > 1 and groups != ["val"]  # validation stays cheap: greedy
-        beam_hyps = self.transcribe_set(model, split, beam=True)[0] if beam else None
+        # Stepwise variants beside the network's own (greedy) answer: the training word list,
+        # and a word bigram model of the training text on top of it.
+        variants = {}
+        if beam:
+            variants["beam"] = self.transcribe_set(model, split, beam=True)[0]
+            if self._lm is not None and cfg.model.lm_weight > 0:
+                variants["lm"] = self.transcribe_set(model, split, beam=True, lm=True)[0]
         for g in groups if len(groups) > 1 or beam else []:
             idx = [i for i, x in enumerate(split.groups) if x == g]
             refs = [split.texts[i] for i in idx]
             metrics[f"{g}_wer"] = jiwer.wer(refs, [hyps[i] for i in idx])
             metrics[f"{g}_cer"] = jiwer.cer(refs, [hyps[i] for i in idx])
-            if beam_hyps is not None:
-                metrics[f"{g}_beam_wer"] = jiwer.wer(refs, [beam_hyps[i] for i in idx])
+            for name, h in variants.items():
+                metrics[f"{g}_{name}_wer"] = jiwer.wer(refs, [h[i] for i in idx])
+                metrics[f"{g}_{name}_cer"] = jiwer.cer(refs, [h[i] for i in idx])
         return metrics
 
     def predict(self, model: torch.nn.Module, raw: Any, info: dict[str, Any],
-                beam: bool = True) -> list[dict[str, Any]]:
+                beam: bool = True, **_options: Any) -> list[dict[str, Any]]:
         """Audio files (or 16 kHz float waveforms) -> [{text, seconds, rtf}] per input."""
         items = raw if isinstance(raw, (list, tuple)) else [raw]
         device = next(model.parameters()).device
-        if not getattr(self, "_warm", False):  # first call: allocators, kernels; not timed
+        if not self._warm:  # first call: allocators, kernels; not timed
             model(torch.zeros(1, SAMPLE_RATE, device=device), torch.tensor([SAMPLE_RATE]))
             self._warm = True
         out = []
@@ -263,13 +318,17 @@ class SpeechTask:
             out.append({"text": text, "seconds": seconds, "rtf": rtf})
         return out
 
+    def format_prediction(self, raw: Any, answer: dict[str, Any]) -> str:
+        return f"{raw}: {answer['text']}"
+
+    def prediction_json(self, raw: Any, answer: dict[str, Any]) -> Any:
+        return {"input": str(raw), **answer}
+
     # ---- export and demo page (e2e export / e2e serve) ----
     demo_input = "audio"  # the demo page: upload a WAV, read the transcript
 
     def export_specs(self, model: torch.nn.Module, info: dict[str, Any]) -> dict:
         """The network (waveform -> CTC logits); decoding (greedy, beam) stays in Python."""
-        from e2e.export import ExportSpec
-
         def waves(g: torch.Generator | None, lengths: list[int]) -> dict[str, torch.Tensor]:
             x = 0.1 * torch.randn(len(lengths), max(lengths), generator=g)
             return {"waveform": x, "lengths": torch.tensor(lengths)}
@@ -310,6 +369,26 @@ class SpeechTask:
             if shown.get(g, 0) < 5:
                 shown[g] = shown.get(g, 0) + 1
                 rows.append(f"| {g} | {ref} | {hyp} |")
-        rows += ["", f"Training utterances skipped by the CTC length guard (transcript longer "
-                     f"than the output frames): {self.skipped_too_long}"]
+        info = self._info
+        rows += ["", "## Left out of training", "",
+                 f"- Clips longer than {info.get('max_seconds', '-')} s, dropped before "
+                 f"training: {info.get('dropped_long', 0)}",
+                 f"- Unreadable audio files skipped (data.skip_bad): "
+                 f"{info.get('skipped_files', 0)}",
+                 f"- Training utterances skipped by the CTC length guard (transcript longer "
+                 f"than the output frames), counted over all training steps: "
+                 f"{self.skipped_too_long}"]
+        real = info.get("real") or {}
+        if real:
+            skipped = Path(real["real_folder"]) / "skipped.txt"
+            if skipped.exists():
+                kinds = Counter(line.split("\t")[1] for line in
+                                skipped.read_text(encoding="utf-8").splitlines() if "\t" in line)
+                rows.append(f"- Real clips left out at extraction ({skipped}): "
+                            f"{kinds.get('text', 0)} with characters outside the vocabulary "
+                            f"(digits, symbols), {kinds.get('short', 0)} shorter than 0.2 s, "
+                            f"{kinds.get('bad', 0)} that did not decode")
+            rows += ["", "## Real speakers (split by speaker: no test voice in training)", ""]
+            rows += [f"- {name} {part}: {', '.join(spk)}"
+                     for name, parts in real["speakers"].items() for part, spk in parts.items()]
         return "\n".join(rows)

@@ -28,8 +28,7 @@ def decode_limit(model: Seq2SeqTransformer, src: torch.Tensor, max_len: int | No
 def prefix_logits(model: Seq2SeqTransformer, tokens: torch.Tensor,
                   state: DecoderState) -> torch.Tensor:
     """Next-token logits, B x V, recomputed from the whole prefix and the encoder output."""
-    state.memory_kv = [layer.cross_attn.keys_values(state.memory) for layer in model.decoder]
-    return model.decode(tokens, state)[:, -1]
+    return model.decode(tokens, model.project_memory(state))[:, -1]
 
 
 def exported(model) -> bool:

@@ -1,7 +1,10 @@
 """The text model as two exportable graphs, and the exported pair assembled for decoding.
 
     encoder       src (B x S ids, <pad>-padded)                     -> memory (B x S x D)
-    decoder_step  tokens (B x T prefix), memory, src_mask (B x S)   -> logits (B x V)
+    decoder_step  tokens (B x T prefix), memory, src (B x S ids)    -> logits (B x V)
+
+The decoder step takes the source ids rather than a mask: the padding mask is computed
+from them, and a model with a copy head (model.copy) copies from them.
 
 The decoder step has no key/value cache: each call re-reads the whole target prefix and
 re-projects the encoder output, exactly `e2e.tasks.text.decode.prefix_logits` (PyTorch's own
@@ -17,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from e2e.tasks.base import ExportSpec
 from e2e.tasks.text.decode import prefix_logits
 from e2e.tasks.text.model import DecoderState, Seq2SeqTransformer
 from e2e.tasks.text.tokenizer import EOS_ID, PAD_ID
@@ -39,9 +43,9 @@ class DecoderStepGraph(nn.Module):
         self.model = model
 
     def forward(self, tokens: torch.Tensor, memory: torch.Tensor,
-                src_mask: torch.Tensor) -> torch.Tensor:
-        return prefix_logits(self.model, tokens, DecoderState(memory, src_mask[:, None, None, :],
-                                                              []))
+                src: torch.Tensor) -> torch.Tensor:
+        state = DecoderState(memory, (src != PAD_ID)[:, None, None, :], [], src=src)
+        return prefix_logits(self.model, tokens, state)
 
 
 def random_ids(g: torch.Generator, vocab: int, lengths: list[int], first: int = FIRST_ID
@@ -54,7 +58,6 @@ def random_ids(g: torch.Generator, vocab: int, lengths: list[int], first: int = 
 
 
 def export_specs(model: Seq2SeqTransformer, info: dict[str, Any]) -> dict:
-    from e2e.export import ExportSpec
 
     vocab = info["vocab"]
     encoder, step = EncoderGraph(model).eval(), DecoderStepGraph(model).eval()
@@ -62,7 +65,7 @@ def export_specs(model: Seq2SeqTransformer, info: dict[str, Any]) -> dict:
     def step_inputs(src: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():  # the memory PyTorch's encoder gives: what decoding feeds in
             memory = encoder(src)
-        return {"tokens": tokens, "memory": memory, "src_mask": src != PAD_ID}
+        return {"tokens": tokens, "memory": memory, "src": src}
 
     def random_step(g: torch.Generator) -> dict[str, torch.Tensor]:
         src = random_ids(g, vocab, [9, 4, 7])
@@ -82,7 +85,7 @@ def export_specs(model: Seq2SeqTransformer, info: dict[str, Any]) -> dict:
         "decoder_step": ExportSpec(
             step, example, ["logits"],
             {"tokens": {0: "batch", 1: "prefix"}, "memory": {0: "batch", 1: "source"},
-             "src_mask": {0: "batch", 1: "source"}, "logits": {0: "batch"}},
+             "src": {0: "batch", 1: "source"}, "logits": {0: "batch"}},
             random=random_step, from_batch=real_step),
     }
 
@@ -95,7 +98,7 @@ class ExportedSeq2Seq(nn.Module):
         self.encoder, self.decoder_step, self.max_len = encoder, decoder_step, max_len
 
     def encode(self, src: torch.Tensor) -> DecoderState:
-        return DecoderState(self.encoder(src), (src != PAD_ID)[:, None, None, :], [])
+        return DecoderState(self.encoder(src), (src != PAD_ID)[:, None, None, :], [], src=src)
 
     def prefix_logits(self, tokens: torch.Tensor, state: DecoderState) -> torch.Tensor:
-        return self.decoder_step(tokens, state.memory, state.src_mask[:, 0, 0, :])
+        return self.decoder_step(tokens, state.memory, state.src)

@@ -6,6 +6,14 @@ is one joint BPE) cuts a third of the parameters of a small model. Decoding keep
 key/value cache: the encoder output's keys/values are projected once per layer, and the
 decoder's self-attention keys/values grow by one position per step instead of being
 recomputed for the whole prefix.
+
+With `copy=True` the decoder is a pointer-generator (See et al., 2017): a copy attention
+over the encoder output gives a distribution over source positions, a gate p_gen mixes
+the vocabulary distribution with it (each position's weight added to its source token's
+id), and the model returns log-probabilities instead of logits. A summary reuses the
+description's words and a translation reuses names and numbers; without copying the
+decoder must learn each of them as a vocabulary item. Log-probabilities pass through
+`log_softmax` unchanged, so the loss and the searches treat both outputs alike.
 """
 
 from __future__ import annotations
@@ -91,6 +99,29 @@ class DecoderLayer(nn.Module):
         return y + self.drop(self.ff(self.norm3(y)))
 
 
+class CopyHead(nn.Module):
+    """Pointer-generator output: p_gen * softmax(logits) + (1 - p_gen) * copy attention."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.scale = d_model ** -0.5
+        self.q, self.k = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+        self.gate = nn.Linear(2 * d_model, 1)
+
+    def forward(self, h: torch.Tensor, logits: torch.Tensor, memory: torch.Tensor,
+                keys: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+        """h: B x T x D decoder output; keys: B x S x D; src: B x S ids -> B x T x V log-probs."""
+        scores = (self.q(h) @ keys.transpose(1, 2)).float() * self.scale
+        attn = scores.masked_fill((src == PAD_ID)[:, None, :], float("-inf")).softmax(-1)
+        context = attn.to(memory.dtype) @ memory
+        p_gen = torch.sigmoid(self.gate(torch.cat([h, context], -1)).float())  # B x T x 1
+        probs = p_gen * logits.float().softmax(-1)
+        index = src[:, None, :].expand(-1, h.shape[1], -1)
+        probs = probs.scatter_add(-1, index, (1 - p_gen) * attn)
+        # A floor keeps log() finite (and its gradient bounded) for ids nobody predicts.
+        return probs.clamp_min(1e-9).log()
+
+
 @dataclass
 class DecoderState:
     """What incremental decoding keeps between steps, per sequence in the batch."""
@@ -100,13 +131,16 @@ class DecoderState:
     memory_kv: list[tuple[torch.Tensor, torch.Tensor]]  # per decoder layer
     self_kv: list[dict] = field(default_factory=list)  # per decoder layer: growing k, v
     step: int = 0
+    src: torch.Tensor | None = None  # B x S source ids (what the copy head copies)
+    copy_keys: torch.Tensor | None = None  # B x S x D, the copy attention's keys
 
     def select(self, index: torch.Tensor) -> DecoderState:
         """Keep (and reorder, for beam search) the sequences in `index`."""
         return DecoderState(self.memory[index], self.src_mask[index],
                             [(k[index], v[index]) for k, v in self.memory_kv],
                             [{n: t[index] for n, t in c.items()} for c in self.self_kv],
-                            self.step)
+                            self.step, None if self.src is None else self.src[index],
+                            None if self.copy_keys is None else self.copy_keys[index])
 
 
 def sinusoids(length: int, d_model: int) -> torch.Tensor:
@@ -122,7 +156,7 @@ class Seq2SeqTransformer(nn.Module):
 
     def __init__(self, vocab: int, d_model: int = 256, heads: int = 4, encoder_layers: int = 3,
                  decoder_layers: int = 3, ff: int = 1024, dropout: float = 0.1,
-                 max_len: int = 256):
+                 max_len: int = 256, copy: bool = False):
         super().__init__()
         self.max_len, self.scale = max_len, math.sqrt(d_model)
         self.embed = nn.Embedding(vocab, d_model, padding_idx=PAD_ID)
@@ -134,6 +168,7 @@ class Seq2SeqTransformer(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(d_model, heads, ff, dropout)
                                      for _ in range(decoder_layers))
         self.encoder_norm, self.decoder_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.copy = CopyHead(d_model) if copy else None
 
     def embed_at(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
         pos = self.positions[offset:offset + ids.shape[1]]
@@ -144,12 +179,18 @@ class Seq2SeqTransformer(nn.Module):
         x = self.embed_at(src)
         for layer in self.encoder:
             x = layer(x, mask)
-        memory = self.encoder_norm(x)
-        return DecoderState(memory, mask, [layer.cross_attn.keys_values(memory)
-                                           for layer in self.decoder])
+        return self.project_memory(DecoderState(self.encoder_norm(x), mask, [], src=src))
+
+    def project_memory(self, state: DecoderState) -> DecoderState:
+        """The encoder output's keys/values for every decoder layer (and the copy head)."""
+        state.memory_kv = [layer.cross_attn.keys_values(state.memory) for layer in self.decoder]
+        if self.copy is not None:
+            state.copy_keys = self.copy.k(state.memory)
+        return state
 
     def decode(self, tgt: torch.Tensor, state: DecoderState, cache: bool = False) -> torch.Tensor:
-        """Logits for every position of `tgt`; with `cache`, `tgt` is only the newest token(s)."""
+        """Logits (log-probabilities with copying) for every position of `tgt`; with `cache`,
+        `tgt` is only the newest token(s)."""
         y = self.embed_at(tgt, state.step if cache else 0)
         if cache and not state.self_kv:
             state.self_kv = [{} for _ in self.decoder]
@@ -158,7 +199,11 @@ class Seq2SeqTransformer(nn.Module):
                       state.self_kv[i] if cache else None)
         if cache:
             state.step += tgt.shape[1]
-        return F.linear(self.decoder_norm(y), self.embed.weight)  # tied output layer
+        h = self.decoder_norm(y)
+        logits = F.linear(h, self.embed.weight)  # tied output layer
+        if self.copy is None:
+            return logits
+        return self.copy(h, logits, state.memory, state.copy_keys, state.src)
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         return self.decode(tgt_in, self.encode(src))

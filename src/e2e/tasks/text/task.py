@@ -20,7 +20,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +28,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from e2e.config import Config, TrainConfig
+from e2e.engine.progress import track
 from e2e.errors import E2EError
-from e2e.tasks.base import Split, Splits
+from e2e.tasks.base import Split, Splits, Task
 from e2e.tasks.text import metrics
 from e2e.tasks.text.decode import generate
 from e2e.tasks.text.model import Seq2SeqTransformer
@@ -54,6 +55,12 @@ class TextData:
     limit: int = 0  # use only this many training pairs; 0 = all
     test_limit: int = 0  # evaluate on only the first N test pairs (quick checks); 0 = all
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
+        "val_percent": "(0, 100)", "test_percent": "(0, 100)", "split_seed": "[0, inf)",
+        "vocab_size": "[1, inf)", "max_source_tokens": "[1, inf)",
+        "max_target_tokens": "[1, inf)", "val_decode": "[0, inf)", "limit": "[0, inf)",
+        "test_limit": "[0, inf)"}
+
 
 @dataclass
 class TextModel:
@@ -63,11 +70,20 @@ class TextModel:
     decoder_layers: int = 3
     ff: int = 1024
     dropout: float = 0.1
+    # Pointer-generator copy head (e2e.tasks.text.model.CopyHead): the decoder can copy
+    # source tokens (names, numbers, a description's own words) instead of generating them.
+    copy: bool = False
     label_smoothing: float = 0.1
     max_len: int = 256  # positions; bounds the decoded length too
     beam: int = 4  # test-time beam width; 1 = greedy
     length_penalty: float = 0.6  # GNMT alpha; 0 = none
     eval_batch: int = 64
+
+    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
+        "d_model": "[1, inf)", "heads": "[1, inf)", "encoder_layers": "[1, inf)",
+        "decoder_layers": "[1, inf)", "ff": "[1, inf)", "dropout": "[0, 1)",
+        "label_smoothing": "[0, 1)", "max_len": "[1, inf)", "beam": "[1, inf)",
+        "length_penalty": "[0, inf)", "eval_batch": "[1, inf)"}
 
 
 class TextPairs(Dataset):
@@ -96,7 +112,7 @@ def pad(rows: list[list[int]]) -> torch.Tensor:
     return out
 
 
-class TextTask:
+class TextTask(Task):
     name = "text"
     DataConfig = TextData
     ModelConfig = TextModel
@@ -104,8 +120,8 @@ class TextTask:
     channels_last = False
 
     def __init__(self):
+        super().__init__()
         self.tok = None
-        self.signature = ""  # sacrebleu's signature of the last BLEU computed
 
     def default_train(self) -> TrainConfig:
         return TrainConfig(epochs=20, batch_size=64, lr=1e-3, weight_decay=0.01,
@@ -146,7 +162,7 @@ class TextTask:
         if m.max_len < longest:
             raise E2EError(f"model.max_len={m.max_len} is shorter than data.max_*_tokens={longest}")
         return Seq2SeqTransformer(info["vocab"], m.d_model, m.heads, m.encoder_layers,
-                                  m.decoder_layers, m.ff, m.dropout, m.max_len)
+                                  m.decoder_layers, m.ff, m.dropout, m.max_len, m.copy)
 
     def prepare_batch(self, batch: dict, train: bool) -> dict:
         return batch
@@ -166,7 +182,9 @@ class TextTask:
         order = sorted(range(len(src)), key=lambda i: len(src[i]))
         out: list[str] = [""] * len(src)
         m: TextModel = self._cfg.model
-        for i in range(0, len(order), m.eval_batch):
+        # a long decode (beam search on the full test split) reports progress after 10 s
+        for i in track(range(0, len(order), m.eval_batch), desc="decoding", unit="batches",
+                       delay=10):
             idx = order[i:i + m.eval_batch]
             ids = generate(model, pad([src[j] for j in idx]).to(device), beam,
                            m.length_penalty, cache=cache)
@@ -215,6 +233,19 @@ class TextTask:
         for i, answer in zip(keep, answers):
             out[i] = answer
         return out
+
+    def predict_inputs(self, paths: list[str]) -> list[str]:
+        """`e2e predict RUN FILE...`: each line of each file is one input."""
+        from e2e.data.text_lines import read_text_lines
+
+        super().predict_inputs(paths)  # every file exists
+        return [line for p in paths for line in read_text_lines(p)]
+
+    def format_prediction(self, raw: Any, answer: str) -> str:
+        return answer
+
+    def prediction_json(self, raw: Any, answer: str) -> Any:
+        return {"input": raw, "output": answer}
 
     # ---- export (e2e export / predict --backend onnx) and demo page (e2e serve) ----
     def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:

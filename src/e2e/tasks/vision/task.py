@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,11 +23,11 @@ from torch import nn
 
 from e2e.config import Config, TrainConfig
 from e2e.data.idx import load_idx_dataset
-from e2e.data.images import ImageFolderDataset, load_image, scan_class_folder
+from e2e.data.images import ImageFolderDataset, load_image, split_image_folder
 from e2e.data.sources import IMAGE_SOURCES
 from e2e.engine.batching import TensorData, eval_batches
 from e2e.errors import E2EError
-from e2e.tasks.base import Split, Splits
+from e2e.tasks.base import ExportSpec, Split, Splits, Task
 from e2e.tasks.vision.model import ResNetSmall
 
 
@@ -44,16 +44,25 @@ class VisionData:
     crop_pad: int = 2  # random-crop augmentation: pad by this many pixels; 0 = off
     flip: str = "auto"  # mirror augmentation: auto (when the source allows it) | yes | no
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
+        "val_fraction": "(0, 1)", "test_fraction": "(0, 1)", "split_seed": "[0, inf)",
+        "limit": "[0, inf)", "image_size": "[4, 4096]", "channels": "[1, 3]",
+        "crop_pad": "[0, inf)"}
+
 
 @dataclass
 class VisionModel:
-    widths: tuple[int, ...] = (32, 64, 128, 128)  # stem width, then one residual stage per width
+    widths: tuple[int, ...] = (32, 64, 128, 256)  # stem width, then one residual stage per width
+    stem_pool: bool = True  # halve the resolution after the stem: ~4x fewer FLOPs per image
     dropout: float = 0.0
     label_smoothing: float = 0.1
     tta_flip: bool = True  # average with the mirrored image at test time, where flips are valid
 
+    RANGES: ClassVar[dict[str, str]] = {"widths": "[1, inf)", "dropout": "[0, 1)",
+                                        "label_smoothing": "[0, 1)"}
 
-class VisionTask:
+
+class VisionTask(Task):
     name = "vision"
     DataConfig = VisionData
     ModelConfig = VisionModel
@@ -109,24 +118,17 @@ class VisionTask:
         d: VisionData = cfg.data
         if d.channels not in (1, 3):
             raise E2EError(f"data.channels must be 1 or 3, got {d.channels}")
-        files, labels, classes, skipped = scan_class_folder(path, d.skip_bad)
+        # class folders, or train/ val/ test/ folders of class folders (torchvision's layout)
+        parts, classes, skipped = split_image_folder(path, d.skip_bad, d.val_fraction,
+                                                     d.test_fraction, g)
         if skipped:
             print(f"skipped {len(skipped)} unreadable file(s) in {path}, e.g. {skipped[0]}")
-        order = torch.randperm(len(files), generator=g).tolist()
-        n_test = max(1, round(d.test_fraction * len(files)))
-        n_val = max(1, round(d.val_fraction * (len(files) - n_test)))
-        if len(files) - n_test - n_val < 1:
-            raise E2EError(f"{path} has only {len(files)} readable images: too few to split "
-                           "into train, validation and test")
 
-        def part(idx: list[int]) -> ImageFolderDataset:
-            return ImageFolderDataset([files[i] for i in idx], [labels[i] for i in idx],
+        def part(name: str, limit: int = 0) -> ImageFolderDataset:
+            files, labels = parts[name]
+            return ImageFolderDataset(files[:limit or None], labels[:limit or None],
                                       d.image_size, d.channels)
-        test, val = part(order[:n_test]), part(order[n_test:n_test + n_val])
-        train_idx = order[n_test + n_val:]
-        if d.limit:
-            train_idx = train_idx[:d.limit]
-        train = part(train_idx)
+        train, val, test = part("train", d.limit), part("val"), part("test")
         sample = torch.stack([train[i]["x"] for i in range(min(len(train), 512))]).float() / 255
         info = {"classes": classes, "channels": d.channels, "size": [d.image_size] * 2,
                 "mean": sample.mean(dim=(0, 2, 3)).tolist(),
@@ -141,11 +143,13 @@ class VisionTask:
         if len(m.widths) < 2:
             raise E2EError(f"model.widths needs at least two entries, got {list(m.widths)}")
         smallest = min(info["size"])
-        if smallest < 2 ** (len(m.widths) - 1):
-            raise E2EError(f"{len(m.widths) - 1} residual stages halve {smallest}px images "
-                           f"below 1px; use fewer model.widths")
+        halvings = len(m.widths) - 1 + int(m.stem_pool)
+        if smallest < 2 ** halvings:
+            raise E2EError(f"{halvings} halvings (model.stem_pool={m.stem_pool}, "
+                           f"{len(m.widths) - 1} residual stages) take {smallest}px images "
+                           "below 1px; use fewer model.widths or model.stem_pool=false")
         return ResNetSmall(info["channels"], len(info["classes"]), tuple(m.widths),
-                           info["mean"], info["std"], m.dropout)
+                           info["mean"], info["std"], m.dropout, m.stem_pool)
 
     def prepare_batch(self, batch: dict, train: bool) -> dict:
         x = batch["x"]
@@ -194,7 +198,7 @@ class VisionTask:
         return metrics
 
     def predict(self, model: nn.Module, raw: Any, info: dict[str, Any], top_k: int = 3,
-                tta: bool = True) -> list[list[tuple[str, float]]]:
+                tta: bool = True, **_options: Any) -> list[list[tuple[str, float]]]:
         """Image paths (or uint8 C x H x W tensors) -> top-k (label, probability) per image."""
         items = raw if isinstance(raw, (list, tuple)) else [raw]
         size, channels = info["size"][0], info["channels"]
@@ -207,12 +211,16 @@ class VisionTask:
         return [[(info["classes"][i], float(p)) for p, i in zip(ps, ix)]
                 for ps, ix in zip(top.values.tolist(), top.indices.tolist())]
 
+    def format_prediction(self, raw: Any, answer: list[tuple[str, float]]) -> str:
+        return f"{raw}: " + ", ".join(f"{label} {p:.3f}" for label, p in answer)
+
+    def prediction_json(self, raw: Any, answer: list[tuple[str, float]]) -> Any:
+        return {"input": str(raw), "top": [{"label": label, "p": p} for label, p in answer]}
+
     # ---- export and demo page (e2e export / e2e serve) ----
     demo_input = "image"  # the demo page: upload or draw an image
 
     def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:
-        from e2e.export import ExportSpec
-
         pixels = torch.zeros(2, info["channels"], *info["size"], dtype=torch.uint8)
         return {"classifier": ExportSpec(model, {"pixels": pixels}, ["logits"],
                                          {"pixels": {0: "batch"}, "logits": {0: "batch"}},
