@@ -13,6 +13,10 @@ APT_PACKAGES=(
   espeak-ng              # speech: synthesizer that renders the synthetic training corpus
   asterisk-core-sounds-en-wav  # speech: real human test prompts (8 kHz WAV)
   asterisk-core-sounds-en      # speech: their transcripts (core-sounds-en.txt.gz)
+  flite                  # speech: a second synthesizer (kal16, awb, rms, slt voices)
+  flight-of-the-amazon-queen  # speech: real voice acting, ~3,700 transcribed clips (freeware)
+  drascula               # speech: real voice acting, ~740 clips; the corpus never trained on
+  warzone2100-data       # speech: ~15 min of real English speech with text (GPL-2+)
   sword-text-kjv         # text: King James Bible (SWORD module), translation source side
   sword-text-sparv       # text: Reina-Valera 1909 Spanish Bible, translation target side
   apertium-eng-spa       # text: rule-based English->Spanish translator (stepwise baseline)
@@ -30,9 +34,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# text: the summarization corpus is Debian's English package descriptions in apt's index.
-ls /var/lib/apt/lists/*_i18n_Translation-en* >/dev/null 2>&1 || \
-  $SUDO apt-get -o Acquire::Languages=en update -qq
+# text: the summarization corpus is Debian's English package descriptions in apt's index
+# (and the Spanish ones, for translation). A plain `apt-get update` deletes them again
+# (Acquire::Languages "none"), so they are copied into e2e's own data cache, which e2e reads.
+I18N="${E2E_DATA:-$HOME/.local/share/e2e}/debian-i18n"
+if ! ls "$I18N"/*_i18n_Translation-en* >/dev/null 2>&1; then
+  ls /var/lib/apt/lists/*_i18n_Translation-es* >/dev/null 2>&1 || \
+    $SUDO apt-get -o Acquire::Languages=en,es update -qq
+  mkdir -p "$I18N"
+  cp /var/lib/apt/lists/*_i18n_Translation-en* /var/lib/apt/lists/*_i18n_Translation-es* "$I18N"/
+fi
 
 # Python: PyTorch 2.13.0 (CPU build; a GPU machine gets CUDA with the same version), then e2e.
 PYTHON="${PYTHON:-python3}"

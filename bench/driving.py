@@ -1,19 +1,24 @@
-"""Driving benchmark: the expert, behavior cloning and DAgger, each driving unseen tracks.
+"""Driving benchmark: every driver on the same 100 unseen tracks.
 
     flock /tmp/e2e-cpu.lock .venv/bin/python bench/driving.py     # writes bench/RESULTS.md
 
-In one process, on this machine's CPU, wall clock:
-  1. record the expert on training tracks (`e2e data driving`; reused when already there)
-  2. `e2e train driving --dagger ROUNDS`: round 0 is behavior cloning (checkpoint chosen by
-     driving two validation tracks), each later round lets the network drive new training
-     tracks, has the expert label what it saw, and fine-tunes on everything; the engine's
-     final test evaluation of every round drives the same unseen test tracks
+In one process, on this machine's CPU, wall clock, recording included:
+  1. the expert drives the training tracks and is recorded (`e2e data driving`, in parallel
+     workers; reused when already there)
+  2. `e2e train driving --dagger ROUNDS` with the recipe configs/driving/bench.yaml: round 0 is
+     behavior cloning; each later round lets the network drive new training tracks (the
+     expert taking a share beta^r of the steps), has the expert label every state visited,
+     and retrains from scratch on everything; checkpoints are chosen by driving the
+     validation tracks (500-509); the engine's final test evaluation of every round drives
+     the test tracks
   3. policy inference time per frame at batch 1 (one thread, as in the drive workers)
-  4. the expert drives the test tracks (`e2e drive expert`)
+  4. the expert and the modular pipeline (no learning) drive the same test tracks
 The RESULTS.md section is rewritten after each stage, so a cut-short run still reports.
 
-Seeds: recordings 0-23, DAgger rollouts 200+, validation 500-501, test 1000-1019.
-Targets (issue 5): behavior cloning mean score >= 850 on 20 unseen tracks; <= 2 ms per frame.
+Seeds: recordings 0-199, DAgger rollouts 200-499, validation 500-599, test 1000-1099.
+Targets (issue 12): the network >= 900 mean and above the modular pipeline on 100 unseen
+tracks, worst track >= 600; every DAgger round at least as good as the one before; the
+expert >= 930; inference <= 2 ms per frame; the whole run under 60 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 import torch
 
 from e2e.data.driving_records import read_episode, recording_files
+from e2e.stepwise.modular_driver import ModularConfig, ModularDriver
 from e2e.tasks import load_config
 from e2e.tasks.driving.closed_loop import ExpertPolicy, drive, summarize
 from e2e.tasks.driving.dagger import load_policy, run_dagger
@@ -36,6 +42,8 @@ from e2e.tasks.driving.sim import parse_seeds
 
 sys.path.insert(0, str(Path(__file__).parent))
 from results import machine, write_section  # noqa: E402
+
+RECIPE = Path(__file__).parents[1] / "configs" / "driving" / "bench.yaml"
 
 
 def inference_ms(run: Path, data: Path, n: int = 1000) -> tuple[float, float]:
@@ -57,70 +65,86 @@ def inference_ms(run: Path, data: Path, n: int = 1000) -> tuple[float, float]:
     return 1000 * float(np.median(times)), 1000 * float(np.mean(times))
 
 
-def row(name: str, s: dict, extra: str = "") -> str:
-    return (f"| {name} | {s['score']:.1f} | {s['score_min']:.1f} | {100 * s['tiles']:.1f}% | "
-            f"{100 * s['laps']:.0f}% | {100 * s['offtrack']:.1f}% | {extra} |")
+def stats(scores: list[float]) -> str:
+    s = np.asarray(scores)
+    return f"{s.mean():.1f} | {np.median(s):.1f} | {s.min():.1f}"
+
+
+def row(name: str, s: dict, scores: list[float], extra: str = "") -> str:
+    return (f"| {name} | {stats(scores)} | {100 * s['laps']:.0f}% | {100 * s['tiles']:.1f}% | "
+            f"{100 * s['offtrack']:.1f}% | {extra} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/runs/driving")
-    ap.add_argument("--record-seeds", default="0-23")
-    ap.add_argument("--test-seeds", default="1000-1019")
+    ap.add_argument("--record-seeds", default="0-39")
+    ap.add_argument("--test-seeds", default="1000-1099")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--budget-minutes", type=float, default=16,
+    ap.add_argument("--workers", type=int, default=2, help="episodes driven in parallel")
+    ap.add_argument("--budget-minutes", type=float, default=30,
                     help="start no DAgger round after this many minutes of training")
+    ap.add_argument("--config", default=str(RECIPE))
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--dry-run", action="store_true", help="print, do not write RESULTS.md")
     args = ap.parse_args()
     out, data = Path(args.out), Path(args.out) / "data"
     t_start = time.time()
+    state: dict = {"rounds": [], "stopped": ""}
     if not any(data.glob("*.npz")):
         t0 = time.time()
-        record(data, parse_seeds(args.record_seeds))
-        print(f"recorded in {time.time() - t0:.0f}s", flush=True)
+        record(data, parse_seeds(args.record_seeds), workers=args.workers, quiet=True)
+        state["record_s"] = time.time() - t0
+        print(f"recorded in {state['record_s']:.0f}s", flush=True)
     n_frames = sum(len(read_episode(f)[1]) for f in recording_files([data]))
     test_seeds = parse_seeds(args.test_seeds)
-    state: dict = {"rounds": [], "stopped": ""}
+    cfg = load_config(args.config, "driving",
+                      [f"data.source={data}", f"data.test_seeds={args.test_seeds}",
+                       f"data.workers={args.workers}", *args.overrides])
 
     def publish() -> None:
         """Rewrite the RESULTS.md section with everything measured so far."""
         cmd = " ".join(["flock /tmp/e2e-cpu.lock .venv/bin/python bench/driving.py",
                         *sys.argv[1:]])
+        recorded = (f"recorded in {state['record_s']:.0f}s" if "record_s" in state
+                    else "recorded by an earlier run")
         lines = [
             "## Driving (CarRacing-v3, camera frames -> steer, gas, brake)", "",
-            f"Command: `{cmd}` (defaults: --rounds {args.rounds} --epochs {args.epochs} "
-            f"--budget-minutes {args.budget_minutes:g} --test-seeds {args.test_seeds}). "
-            f"Machine: {machine()}; run under the CPU lock, alone.", "",
-            f"Closed-loop driving on {len(test_seeds)} unseen tracks (seeds {args.test_seeds}); "
-            "score = the simulator's reward (+1000/N per tile, -0.1 per step), episodes of at "
-            "most 1000 steps, the first 50 of which (camera zoom-in) the car waits. Training "
-            f"data: the expert on tracks {args.record_seeds} ({n_frames} frames, the last "
-            "track held out for the offline val/loss).", "",
-            "| policy | mean score | min score | tiles covered | laps completed | off-track "
-            "steps | notes |", "| --- | --- | --- | --- | --- | --- | --- |"]
-        if "expert" in state:
-            lines.append(row("expert (privileged: pure pursuit + speed profile)",
-                             state["expert"], f"`e2e drive expert --seeds {args.test_seeds}`, "
-                                              f"{state['expert_s']:.0f}s"))
+            f"Command: `{cmd}` (defaults: --record-seeds {args.record_seeds} --rounds "
+            f"{args.rounds} --workers {args.workers} --test-seeds {args.test_seeds}, recipe "
+            f"`{Path(args.config).name}`). Machine: {machine()}.", "",
+            f"Closed-loop driving on {len(test_seeds)} unseen tracks (seeds {args.test_seeds}), "
+            "the same tracks for every row; score = the simulator's reward (+1000/N per tile, "
+            "-0.1 per step), episodes of at most 1000 steps, the first 50 of which (camera "
+            "zoom-in) the car waits. Training data: the expert on tracks "
+            f"{args.record_seeds} ({n_frames} frames, {recorded}; the last track held out "
+            "for the offline val/loss).", "",
+            "| driver | mean score | median | worst track | laps completed | tiles covered | "
+            "off-track steps | notes |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for key, name in (("expert", "expert (privileged: racing line + speed profile)"),
+                          ("modular", "modular pipeline (perception -> planning -> control, "
+                                      "no learning)")):
+            if key in state:
+                s = state[key]
+                lines.append(row(name, s["summary"], s["scores"], f"{s['seconds']:.0f}s"))
         for r in state["rounds"]:
             s = {k[5:]: v for k, v in r.items() if k.startswith("test/")}
-            name = "behavior cloning (round 0)" if r["round"] == 0 else \
-                f"after DAgger round {r['round']}"
+            scores = r["test_scores"]
+            name = "network: behavior cloning (round 0)" if r["round"] == 0 else \
+                f"network: after DAgger round {r['round']}"
             note = (f"best val/score {r['best_val_score']:.1f}; "
                     f"trained {r.get('train_seconds', 0):.0f}s" +
                     (f"; +{r['added_frames']} frames the network drove, labelled by the expert"
                      if r["round"] else ""))
-            lines.append(row(name, s, note))
+            lines.append(row(name, s, scores, note))
         if "inference_ms" in state:
             med, mean = state["inference_ms"]
             lines += ["", f"Policy inference at batch 1, one thread (as in the drive workers), "
                           f"behavior-cloned network: median {med:.2f} ms, mean {mean:.2f} ms "
                           "per frame (target <= 2 ms)."]
         lines += ["", "Checkpoints are chosen by val/score (driving the validation tracks, seeds "
-                      f"{cfg.data.val_seeds}), not by offline loss; per-round details in "
-                      f"`{out}/dagger/dagger.json` and each round's report.md. "
+                      f"{cfg.data.val_seeds}, with EMA weights), not by offline loss; per-round "
+                      f"details in `{out}/dagger/dagger.json` and each round's report.md. "
                       f"Wall clock so far: {time.time() - t_start:.0f}s."]
         if state["stopped"]:
             lines.append(f"\nDAgger {state['stopped']} (--budget-minutes "
@@ -131,23 +155,29 @@ def main() -> None:
             write_section("driving", body)
         print(body, flush=True)
 
-    def on_round(r: dict) -> None:
-        results = json.loads((Path(r["run"]) / "results.json").read_text())
-        state["rounds"].append({**r, "train_seconds": results.get("train_seconds", 0)})
-        if r["round"] == 0:
-            state["inference_ms"] = inference_ms(Path(r["run"]), data)
+    def baseline(key: str, policy) -> None:
+        t0 = time.time()
+        episodes, _ = drive(policy, test_seeds, cfg.data.max_steps, args.workers)
+        state[key] = {"summary": summarize(episodes), "scores": [e.score for e in episodes],
+                      "seconds": time.time() - t0}
         publish()
 
-    cfg = load_config(None, "driving", [f"data.source={data}", f"data.test_seeds={args.test_seeds}",
-                                        f"train.epochs={args.epochs}", *args.overrides])
+    baseline("expert", ExpertPolicy())  # cheap: the expert's drives skip rendering
+
+    def on_round(r: dict) -> None:
+        run = Path(r["run"])
+        results = json.loads((run / "results.json").read_text())
+        scores = [v for k, v in sorted(results.items()) if k.startswith("test/track_score/")]
+        state["rounds"].append({**r, "train_seconds": results.get("train_seconds", 0),
+                                "test_scores": scores or [r["test/score"]]})
+        if r["round"] == 0:
+            state["inference_ms"] = inference_ms(run, data)
+        publish()
+
     summary = run_dagger(cfg, out / "dagger", args.rounds, budget_s=60 * args.budget_minutes,
                          on_round=on_round)
     state["stopped"] = summary["stopped"]
-
-    t0 = time.time()
-    episodes, _ = drive(ExpertPolicy(), test_seeds, cfg.data.max_steps)
-    state["expert"], state["expert_s"] = summarize(episodes), time.time() - t0
-    publish()
+    baseline("modular", ModularDriver(ModularConfig()))
 
 
 if __name__ == "__main__":

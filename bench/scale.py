@@ -95,7 +95,7 @@ def stand_in(app: str, out: Path) -> Path:
         "data.vocab_size=320", "model.d_model=64", "model.ff=128", "model.encoder_layers=1",
         "model.decoder_layers=1", "model.max_len=32", "data.max_source_tokens=24",
         "data.max_target_tokens=24", "train.max_steps=20", "train.eval_every=20",
-        "data.val_percent=5", "data.test_percent=5", "data.val_decode=8", "model.beam=1"])
+        "data.val_fraction=0.05", "data.test_fraction=0.05", "data.val_decode=8", "model.beam=1"])
     return out
 
 
@@ -119,7 +119,7 @@ def pick_runs(apps: list[str], tmp: Path, tiny: bool,
 
 def latency_cases(app: str, specs: dict, info: dict) -> list[tuple[str, str, dict]]:
     """(graph, what the input is, inputs) to time: what one user request feeds each graph."""
-    from e2e.export import _random_like as random_like
+    from e2e.tasks.base import _random_like as random_like
 
     g = torch.Generator().manual_seed(0)
     if app == "speech":

@@ -112,6 +112,8 @@ def main() -> None:
     p.add_argument("--config", type=Path, default=Path("configs/speech/real-mix.yaml"))
     p.add_argument("--runs", type=Path, default=Path("bench/runs/speech"))
     p.add_argument("--corpus", type=Path, default=Path("bench/runs/speech/corpus"))
+    p.add_argument("--real", type=Path, default=Path("bench/runs/speech/real"),
+                   help="folder of the extracted real corpora (e2e data speech-real)")
     p.add_argument("--minutes", type=float, default=27.0, help="training budget (wall clock)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for training")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -134,7 +136,7 @@ def main() -> None:
     command = ".venv/bin/python bench/speech.py" + "".join(f" {a}" for a in sys.argv[1:])
     out = args.runs / args.config.stem
     shutil.rmtree(out, ignore_errors=True)
-    overrides = [f"data.corpus={args.corpus}", *args.set]
+    overrides = [f"data.corpus={args.corpus}", f"data.real={args.real}", *args.set]
     rate = steps_per_second(args.config, overrides)
     budget = args.minutes * 60
     expected = max(20, int(rate * budget * 0.9))  # validation passes share the clock
@@ -153,8 +155,8 @@ def main() -> None:
         "## Speech: real human voices + synthetic voices in training, real people in test", "",
         f"Command: `flock /tmp/e2e-core0.lock taskset -c 0 {command}` (recipe "
         f"`{args.config}`)", "",
-        f"Machine: {machine()}; 2-core AMD EPYC (AVX2, no AMX), shared with other agents' "
-        f"jobs, so timings are noisy. Training: one core, {args.threads} torch thread(s), "
+        f"Machine: {machine()} (2 cores, AVX2, no AMX), shared with other agents' jobs, so "
+        f"timings are noisy. Training: one core, {args.threads} torch thread(s), "
         f"{args.minutes:g} minutes of wall clock ({r.get('steps', '?')} steps, batch "
         f"{load_config(args.config).train.batch_size}; calibrated {rate:.2f} steps/s); the "
         f"whole command took {wall / 60:.0f} minutes with the final evaluation.", "",

@@ -13,7 +13,6 @@ pytest.importorskip("gymnasium")
 from conftest import run_cli  # noqa: E402
 
 from e2e.compare import CompareOptions  # noqa: E402
-from e2e.config import load_config  # noqa: E402
 from e2e.data.driving_records import read_episode  # noqa: E402
 from e2e.errors import E2EError  # noqa: E402
 from e2e.stepwise.driving import DrivingCompare, compare_driving, jobs  # noqa: E402
@@ -24,6 +23,7 @@ from e2e.stepwise.modular_driver import (  # noqa: E402
     road_centres,
     road_mask,
 )
+from e2e.tasks import load_config  # noqa: E402
 from e2e.tasks.driving.closed_loop import run_episode  # noqa: E402
 from e2e.tasks.driving.expert import Expert  # noqa: E402
 from e2e.tasks.driving.sim import WARMUP, make_env, step_env  # noqa: E402
@@ -96,7 +96,7 @@ def test_compare_records_then_trains_nested_subsets_and_drives_the_same_tracks(t
     opts = CompareOptions(out=tmp_path, fractions=(0.5, 1.0),
                           overrides=[*TINY[1:3], "train.epochs=1", "data.max_steps=110",
                                      *TINY[4:]])
-    settings = DrivingCompare(episodes=3)
+    settings = DrivingCompare(episodes=3, sizes=(1, 2, 5))  # 5 > the 2 training episodes
     bar = Bar()
     result = compare_driving(opts, bar, settings)
     assert bar.n == jobs(opts, settings) == 4  # record, end to end on 1 and 2 episodes, modular
@@ -154,11 +154,10 @@ def test_subsets_are_nested_prefixes_disjoint_from_the_held_out_episode(compared
     assert jobs(opts) == 2 and jobs(CompareOptions(out=root, quick=True)) == 1 + 3 + 1
 
 
-def test_predict_driving_run_from_png_and_npy(compared, tmp_path, capsys):
+def test_predict_driving_run_from_png_and_npy(compared, tmp_path):
     from PIL import Image
 
     from e2e import api
-    from e2e.tasks.driving.cli import print_predictions
 
     root, _ = compared
     run = root / "report" / "driving" / "e2e-1-episodes"
@@ -172,10 +171,10 @@ def test_predict_driving_run_from_png_and_npy(compared, tmp_path, capsys):
     assert answers[0]["steer"] == pytest.approx(answers[1]["steer"], abs=1e-6)
     assert -1 <= answers[0]["steer"] <= 1 and 0 <= answers[0]["gas"] <= 1
     model = api.load(run)
-    print_predictions(model, [str(png)], as_json=False)
-    assert capsys.readouterr().out == (f"{png}: steer {answers[0]['steer']:+.3f}  gas "
-                                       f"{answers[0]['gas']:.3f}  brake "
-                                       f"{answers[0]['brake']:.3f}\n")
+    (answer,) = model.predict([str(png)])
+    assert model.task.format_prediction(str(png), answer) == (
+        f"{png}: steer {answers[0]['steer']:+.3f}  gas {answers[0]['gas']:.3f}  brake "
+        f"{answers[0]['brake']:.3f}")
     # a frame of the wrong size, or a file that is no frame, is named with what to give
     Image.fromarray(frame[:64, :64]).save(tmp_path / "small.png")
     with pytest.raises(E2EError, match=r"small.png is a \(64, 64, 3\) frame.*\(96, 96, 3\)"):

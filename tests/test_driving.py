@@ -169,6 +169,9 @@ def test_dagger_round_adds_expert_labelled_states(recordings, tmp_path):
         proc.stdout
     frames, actions = read_episode(out / "visited" / "round-1" / "episode-000200.npz")
     assert len(frames) == summary["rounds"][1]["added_frames"] > 0
+    # in round 1 the expert took about half the steps (dagger_beta 0.5)
+    with np.load(out / "visited" / "round-1" / "episode-000200.npz") as z:
+        assert "expert mixed in at 0.5" in json.loads(str(z["meta"]))["policy"]
     # round 1 retrained from scratch (the original DAgger) on the visited frames too
     import yaml
 
@@ -186,3 +189,114 @@ def test_drawn_controls_show_a_left_turn_left_of_centre():
         y, mid = 96 * 3 + 8, 96 * 3 // 2
         assert tuple(img[y, mid + side]) == (80, 160, 255)  # the steering bar
         assert tuple(img[y, mid - side]) != (80, 160, 255)
+
+
+def test_fast_render_draws_gymnasiums_frames_pixel_for_pixel():
+    from e2e.tasks.driving.expert import Expert
+    from e2e.tasks.driving.sim import step_env
+
+    plain, fast = make_env(fast=False), make_env()
+    a, _ = plain.reset(seed=3)
+    b, _ = fast.reset(seed=3)
+    expert = Expert(plain)
+    for t in range(WARMUP + 60):
+        # weave (so tiles get visited, change colour, and the view turns) along the road
+        action = np.zeros(3) if t < WARMUP else expert.act(plain) + [0.4 * np.sin(t / 5), 0, 0]
+        a, *_ = step_env(plain, action)
+        b, *_ = step_env(fast, action)
+        assert np.array_equal(a, b), f"frames differ at step {t}"
+    assert plain.unwrapped.tile_visited_count > 5
+
+
+def _tiny_pilotnet(frames: int, hud: str = "speed"):
+    from e2e.tasks.driving.model import DrivingModel, PilotNet
+
+    torch.manual_seed(0)
+    m = DrivingModel(widths=(4, 8), kernels=(5, 5), strides=(2, 2), hidden=(8,), frames=frames,
+                     frame_gap=3, hud=hud)
+    return PilotNet((96, 96, 3), m).eval()
+
+
+def test_policy_sees_the_frame_stacks_it_was_trained_on(tmp_path):
+    from e2e.tasks.driving.task import Recordings
+
+    rng = np.random.default_rng(0)
+    for seed, n in ((0, 7), (1, 9)):
+        write_episode(tmp_path / f"episode-{seed:06d}.npz",
+                      rng.integers(0, 255, (n, 96, 96, 3), dtype=np.uint8),
+                      rng.random((n, 3)).astype(np.float32))
+    files = sorted(tmp_path.glob("*.npz"))
+    data = Recordings(files, (96, 96, 3), frames=3, gap=3)
+    assert len(data) == 16 and data.batch(torch.tensor([0]))["x"].shape == (1, 9, 96, 96)
+    x = data.batch(torch.arange(16))["x"]
+    raw = data.tensors["x"]
+    # frame 12 = episode 1's 6th: itself, 3 and 6 steps back (clamped to the episode's start)
+    assert torch.equal(x[12], torch.cat([raw[12], raw[9], raw[7]]))
+    assert torch.equal(x[7], torch.cat([raw[7]] * 3))  # an episode's first frame, repeated
+    # memory-mapped frames (for hundreds of episodes) give the very same batches
+    mapped = Recordings(files, (96, 96, 3), frames=3, gap=3, in_memory=False)
+    assert torch.equal(mapped.batch(torch.arange(16))["x"], x)
+    assert (tmp_path / "episode-000001.frames.npy").exists() and "x" not in mapped.tensors
+    again = Recordings(files, (96, 96, 3), frames=3, gap=3, in_memory=False)  # from the copy
+    assert torch.equal(again.batch(torch.tensor([12]))["x"], x[12:13])
+    # a policy fed the episode frame by frame builds the same stacks, so acts the same
+    model = _tiny_pilotnet(3)
+    policy = NetPolicy(model, {"frame_shape": [96, 96, 3], "frames": 3, "frame_gap": 3})
+    policy.reset()
+    frames = read_episode(files[1])[0]
+    for t in range(6):
+        acted = policy.act(frames[t])
+    with torch.no_grad():
+        want = model(x[12:13])[0].numpy()
+    want[2] = want[2] if want[2] >= 0.05 else 0.0  # the policy's brake dead zone
+    np.testing.assert_allclose(acted, want, rtol=1e-5, atol=1e-6)
+
+
+def test_network_reads_the_speed_bar_but_not_the_steering_bar():
+    model = _tiny_pilotnet(1)
+    frame = torch.full((1, 3, 96, 96), 100, dtype=torch.uint8)
+    base = model(frame)
+    speed, steering = frame.clone(), frame.clone()
+    speed[..., 88:93, 12:15] = 255  # the speed bar (HUD columns 12-14)
+    steering[..., 86:91, 40:48] = 255  # the steering bar (HUD, around column 48)
+    assert not torch.allclose(model(speed), base)
+    assert torch.equal(model(steering), base)
+    # hud=crop: the whole HUD is gone, speed bar too
+    cropped = _tiny_pilotnet(1, hud="crop")
+    assert torch.equal(cropped(speed), cropped(frame))
+
+
+def test_mirror_flips_the_road_negates_steering_and_keeps_the_hud():
+    from e2e.tasks.driving.task import DrivingData, augment
+
+    d = DrivingData(shift_px=0, mirror=1.0, brightness=0, contrast=0, color=0, blur=0)
+    x = torch.rand(4, 6, 96, 96) * 255
+    y = torch.tensor([[0.5, 1.0, 0.0]] * 4)
+    out = augment(x.clone(), y, d)
+    assert torch.equal(out[:, :, :84], x[:, :, :84].flip(3))
+    assert torch.equal(out[:, :, 84:], x[:, :, 84:])  # the speed bar stays where it is read
+    assert torch.equal(y[:, 0], torch.full((4,), -0.5)) and torch.equal(y[:, 1], torch.ones(4))
+    # photometric changes keep pixels in range and change them
+    d = DrivingData(shift_px=0, mirror=0, brightness=0.3, contrast=0.3, color=0.2, blur=1.0)
+    out = augment(x.clone(), y.clone(), d)
+    assert out.min() >= 0 and out.max() <= 255 and not torch.allclose(out, x)
+
+
+def test_mixed_policy_hands_steps_to_the_expert_with_probability_beta():
+    from e2e.tasks.driving.closed_loop import MixedPolicy
+
+    net = NetPolicy(_tiny_pilotnet(1), {"frame_shape": [96, 96, 3]})
+    frame = np.full((96, 96, 3), 100, np.uint8)
+    label = np.array([0.7, 0.2, 0.0], np.float32)
+    mixed = MixedPolicy(net, 0.5, seed=0)
+    picks = [np.array_equal(mixed.act(frame, label), label) for _ in range(400)]
+    assert 0.4 < np.mean(picks) < 0.6
+    assert not np.array_equal(MixedPolicy(net, 0.0).act(frame, label), label)
+
+
+def test_drive_refuses_a_run_of_another_task(tmp_path):
+    (tmp_path / "config.yaml").write_text("task: vision\n")
+    proc = run_cli("drive", str(tmp_path), "--seeds", "1000", check=False)
+    assert proc.returncode != 0
+    assert "is a 'vision' run; `e2e drive` needs a run of the driving application" in \
+        proc.stderr + proc.stdout

@@ -1,4 +1,4 @@
-"""Image folders in torchvision's layout: ROOT/train/<class>, ROOT/val/<class>, ROOT/test/<class>."""
+"""Image folders in torchvision's layout: ROOT/train/<class>, ROOT/val/<class>, ROOT/test/..."""
 
 from pathlib import Path
 

@@ -23,7 +23,7 @@ TINY = ["data.vocab_size=320", "model.d_model=64", "model.ff=128", "model.heads=
         "model.max_len=32", "data.max_source_tokens=24", "data.max_target_tokens=24",
         "train.max_steps=300", "train.eval_every=300", "train.batch_size=32", "train.lr=3e-3",
         "train.warmup=0.1", "train.precision=fp32", "train.device=cpu", "model.beam=2",
-        "data.val_percent=5", "data.test_percent=5"]
+        "data.val_fraction=0.05", "data.test_fraction=0.05", "model.copy=true"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,7 +33,7 @@ def write_copy_tsv(path, n=600, seed=0):
     rng = random.Random(seed)
     lines = []
     for _ in range(n):
-        s = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 5)))
+        s = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))
         lines.append(f"{s}\t{s}")
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -162,6 +162,7 @@ def test_missing_corpora_print_the_install_command(monkeypatch, tmp_path):
     with pytest.raises(DatasetMissing, match="apt-get install -y sword-text-kjv sword-text-sparv"):
         TextTask().build_data(cfg)
     monkeypatch.setenv("E2E_APT_LISTS", str(tmp_path))
+    monkeypatch.setenv("E2E_DATA", str(tmp_path / "no-cache"))  # e2e's own copy, empty too
     cfg.data.source = "debian-descriptions"
     with pytest.raises(DatasetMissing, match="Acquire::Languages=en update"):
         TextTask().build_data(cfg)
@@ -199,3 +200,157 @@ def test_cli_translate_summarize_evaluate(copy_run, tmp_path, capsys):
     assert main(["evaluate", run]) == 0
     out = capsys.readouterr().out
     assert "test/bleu" in out and "signature: BLEU nrefs:1" in out
+
+
+def test_copy_head_gives_distributions_and_decodes_alike_cached_or_not():
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(50, 32, 4, 2, 2, 64, 0.0, max_len=40, copy=True).eval()
+    src = sources(3)
+    logp = model(src, torch.randint(3, 50, (len(src), 7)))
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(len(src), 7), atol=1e-4)
+    # Only source tokens can gain from copying: push p_gen to 0 and every other id is ~0.
+    with torch.no_grad():
+        model.copy.gate.bias.fill_(-30.0)
+    probs = model(src, torch.randint(3, 50, (len(src), 7))).exp()
+    for row, p in zip(src, probs):
+        outside = torch.ones(50, dtype=torch.bool)
+        outside[row[row != 0]] = False
+        assert p[:, outside].max() < 1e-6 and torch.allclose(p.sum(-1), torch.ones(7), atol=1e-4)
+    with torch.no_grad():
+        model.copy.gate.bias.fill_(0.0)
+    for beam in (1, 3):
+        assert generate(model, src, beam=beam, max_len=25, cache=True) == \
+            generate(model, src, beam=beam, max_len=25, cache=False)
+
+
+@pytest.mark.slow
+def test_copying_reaches_words_never_seen_in_training(tmp_path):
+    """Words the decoder never produced in training: copying gets part of them across, a
+    decoder without the copy head none (it falls back on the words it was trained on)."""
+    from e2e.tasks.text import metrics
+
+    data = write_copy_tsv(tmp_path / "copy.tsv", n=800)
+    unseen = ["cat zebra", "quartz dog", "red plum", "sun kiwi moon", "tree lamp"]
+    chrf = {}
+    for copy in (True, False):
+        run = tmp_path / f"copy-{copy}"
+        e2e.train("text", data=str(data), out=run, overrides=[*TINY, f"model.copy={copy}"],
+                  quiet=True)
+        chrf[copy] = metrics.score(e2e.load(run).predict(unseen, beam=1), unseen)["chrf"]
+    assert chrf[True] > chrf[False] + 5, chrf
+
+
+def write_translation(folder, name, entries, lang="en"):
+    """A Debian i18n Translation file (lz4, as apt keeps it) with (package, summary, long)."""
+    import lz4.frame
+
+    stanzas = [f"Package: {p}\nDescription-md5: {i:032x}\nDescription-{lang}: {s}\n {long}\n"
+               for i, (p, s, long) in enumerate(entries)]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"deb.example_{name}_main_i18n_Translation-{lang}.lz4"
+    path.write_bytes(lz4.frame.compress("\n".join(stanzas).encode()))
+    return path
+
+
+def test_descriptions_survive_apt_deleting_its_lists(monkeypatch, tmp_path):
+    from e2e.data.debian_descriptions import cache_folder, read_descriptions
+
+    lists, home = tmp_path / "lists", tmp_path / "e2e-data"
+    monkeypatch.setenv("E2E_APT_LISTS", str(lists))
+    monkeypatch.setenv("E2E_DATA", str(home))
+    write_translation(lists, "bookworm", [("foo", "a tool for foo", "Foo does foo things."),
+                                          ("bar", "bar library", "Bar is a library.")])
+    first = read_descriptions()  # read from apt's lists, and copied into e2e's cache
+    assert [d.package for d in first] == ["foo", "bar"]
+    assert len(list(cache_folder().glob("*Translation-en*"))) == 1
+    for path in lists.iterdir():  # what a plain `apt-get update` does here
+        path.unlink()
+    assert read_descriptions() == first
+    # The cache wins over newer lists: the corpus, and so every split, stays the same.
+    write_translation(lists, "bookworm", [("baz", "baz", "Baz.")])
+    assert read_descriptions() == first
+
+
+def write_mo(path, messages: dict[str, str], header: bool = True):
+    """A gettext .mo file (GNU format, little-endian) holding `messages`."""
+    import struct
+
+    entries = sorted(({"": "Content-Type: text/plain; charset=UTF-8\n"} if header else {}
+                      ).items() | messages.items())
+    ids = b"".join(k.encode() + b"\0" for k, _ in entries)
+    strs = b"".join(v.encode() + b"\0" for _, v in entries)
+    n, start = len(entries), 28 + 16 * len(entries)
+    id_table, str_table, offset = [], [], start
+    for k, _ in entries:
+        id_table += [len(k.encode()), offset]
+        offset += len(k.encode()) + 1
+    for _, v in entries:
+        str_table += [len(v.encode()), offset]
+        offset += len(v.encode()) + 1
+    path.write_bytes(struct.pack("<7I", 0x950412de, 0, n, 28, 28 + 8 * n, 0, 0)
+                     + struct.pack(f"<{4 * n}I", *id_table, *str_table) + ids + strs)
+    return path
+
+
+def test_gettext_messages_are_cleaned_with_counts(tmp_path):
+    from collections import Counter
+
+    from e2e.data.gettext_catalogs import placeholders, read_catalog, read_messages
+
+    write_mo(tmp_path / "tool.mo", {
+        "The file could not be opened.": "No se pudo abrir el fichero.",
+        "cannot open %s: %s": "no se puede abrir %s: %s",
+        "%s: %s": "%s: %s",  # format only
+        "%d files": "%s ficheros",  # placeholders differ
+        "line one\nline two": "línea uno\nlínea dos",  # split into two pairs
+        "one line\nmore": "una sola línea",  # line counts differ
+        "menu\x04Open": "Abrir",  # msgctxt stripped
+        "copied %1$s to %2$s": "%2$s recibió %1$s",  # reordered: still the same placeholders
+    })
+    (tmp_path / "broken.mo").write_bytes(b"\xde\x12\x04\x95 not a catalog")
+    counts = Counter()
+    pairs = {(m.source, m.target) for m in read_messages(tmp_path, counts)}
+    assert pairs == {("The file could not be opened.", "No se pudo abrir el fichero."),
+                     ("cannot open %s: %s", "no se puede abrir %s: %s"),
+                     ("line one", "línea uno"), ("line two", "línea dos"), ("Open", "Abrir"),
+                     ("copied %1$s to %2$s", "%2$s recibió %1$s")}
+    assert counts == Counter({"format only": 1, "placeholders differ": 1,
+                              "line counts differ": 1, "malformed files": 1})
+    with pytest.raises(E2EError, match="broken.mo: not a readable gettext catalog"):
+        read_catalog(tmp_path / "broken.mo")
+    assert placeholders("%(name)s has {0} of %5.2f%% and %-3d") == \
+        sorted(["%(name)s", "{0}", "%5.2f", "%-3d"])
+    with pytest.raises(DatasetMissing, match="gettext catalogs"):
+        read_messages(tmp_path / "empty")
+
+
+def test_messages_split_by_package_keeps_test_sources_out_of_training():
+    from e2e.data.gettext_catalogs import read_messages, split_by_package
+    from e2e.tasks.text.task import TextData
+
+    d = TextData()
+    messages = read_messages()
+    train, val, test = split_by_package(messages, list(d.val_packages), list(d.test_packages))
+    assert len(train) > 30_000 and len(test) > 1_000 and len(val) > 300
+    assert {m.package for m in test} == set(d.test_packages)
+    assert not {m.package for m in train} & {*d.test_packages, *d.val_packages}
+    assert not {m.source for m in train} & {m.source for m in test}
+
+
+def test_a_mix_of_corpora_trains_on_both_and_is_scored_on_each():
+    from e2e.tasks import load_config
+    from e2e.tasks.text.task import TextTask
+
+    cfg = load_config(None, "text", [*TINY, "data.source=bible-en-es+messages-en-es",
+                                     "data.limit=300", "data.test_limit=20", "model.beam=1"])
+    task = TextTask()
+    splits = task.build_data(cfg)
+    task.setup(cfg, splits.info)
+    assert splits.info["source"] == "bible-en-es+messages-en-es"
+    assert splits.test.parts == {"bible-en-es": (0, 20), "messages-en-es": (20, 40)}
+    assert "%s" in " ".join(splits.test.sources[20:])  # messages keep their placeholders
+    model = task.build_model(cfg, splits.info).eval()
+    with torch.no_grad():
+        scores = task.evaluate(model, splits.test, cfg)
+    assert {"bleu:bible-en-es", "chrf:messages-en-es", "placeholders"} <= set(scores)
+    assert 0 <= scores["placeholders"] <= 100

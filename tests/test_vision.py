@@ -153,3 +153,50 @@ def test_model_reads_raw_uint8_and_every_layer_learns():
     batch = {"x": x, "y": torch.arange(4) % 3}
     task.loss(model, task.prepare_batch(batch, train=True)).backward()
     check_gradflow(model)
+
+
+FMNIST_INFO = {"classes": [str(i) for i in range(10)], "channels": 1, "size": [28, 28],
+               "mean": [0.29], "std": [0.35], "flip": True}
+
+
+def training_flops(cfg, info):
+    from torch.utils.flop_counter import FlopCounterMode
+    task = VisionTask()
+    task.setup(cfg, info)
+    model = task.build_model(cfg, info)
+    x = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    with FlopCounterMode(display=False) as counter:
+        task.loss(model, {"x": x, "y": torch.arange(8)}).backward()
+    return counter.get_total_flops() / 8
+
+
+def test_fast_recipe_is_a_fraction_of_the_accurate_ones_flops():
+    from e2e.tasks import load_config
+    fast = training_flops(default_config("vision"), FMNIST_INFO)
+    accurate_cfg = load_config("configs/vision/accurate.yaml")
+    assert accurate_cfg.model.stem_pool is False and accurate_cfg.train.epochs == 20
+    accurate = training_flops(accurate_cfg, FMNIST_INFO)
+    assert accurate == pytest.approx(312e6, rel=0.01)  # the model of bench/RESULTS.md before
+    assert fast < 0.3 * accurate
+
+
+def test_stem_pool_counts_in_the_size_check():
+    cfg = default_config("vision")
+    cfg.model.widths = (8, 16, 32, 64)
+    info = {**FMNIST_INFO, "size": [8, 8]}
+    with pytest.raises(E2EError, match="model.stem_pool=false"):
+        VisionTask().build_model(cfg, info)
+    cfg.model.stem_pool = False
+    VisionTask().build_model(cfg, info)
+
+
+def test_resident_data_sits_on_the_training_device_and_trains(tmp_path):
+    results = e2e.train("vision", data="digits", out=tmp_path / "run", quiet=True,
+                        overrides=[*FAST, "train.epochs=2", "data.resident=true",
+                                   "train.device=cpu", "train.ema=0.9"])
+    assert results["test/accuracy"] > 0.5
+    root = make_image_folder(tmp_path / "imgs", per_class=4, classes=(0, 1))
+    cfg = default_config("vision")
+    cfg.data.source, cfg.data.resident = str(root), True
+    with pytest.raises(E2EError, match="data.resident=true needs an in-memory source"):
+        VisionTask().build_data(cfg)

@@ -75,3 +75,20 @@ def test_a_run_leaves_weights_other_tools_can_load(tmp_path):
     # A run whose checkpoints were deleted falls back to model.safetensors.
     shutil.rmtree(run / "checkpoints")
     assert e2e.load(run).checkpoint.name == FILENAME
+
+
+def test_checkpoints_load_with_plain_torch_and_old_ones_still_load(tmp_path):
+    import hashlib
+    import io
+
+    from e2e.engine.checkpoint import MAGIC, load_checkpoint, save_checkpoint
+
+    state = {"model": {"w": torch.randn(4, 3)}, "info": {"classes": ["a", "b"]}, "step": 5}
+    save_checkpoint(state, tmp_path / "new.pt")
+    plain = torch.load(tmp_path / "new.pt", weights_only=True)  # the checksum trails the zip
+    assert torch.equal(plain["model"]["w"], state["model"]["w"]) and plain["step"] == 5
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # the first layout: magic and checksum in front
+    payload = buffer.getvalue()
+    (tmp_path / "old.pt").write_bytes(MAGIC + hashlib.sha256(payload).digest() + payload)
+    assert torch.equal(load_checkpoint(tmp_path / "old.pt")["model"]["w"], state["model"]["w"])

@@ -7,9 +7,9 @@ A task describes its graphs with the hook `export_specs(model, info) -> {name: E
 (e2e.tasks.base): the graphs that make up its model (one for a classifier; an encoder and
 a decoder step for a seq2seq model), each with named example inputs. Every exported graph
 is run by onnxruntime (or torch.jit.load) on random inputs and on a batch of the run's real
-test data and compared with the PyTorch module; a difference above the tolerance (max abs 1e-4 by default) fails
-the export. The manifest records each check, the task and the data info, so that
-`e2e predict --backend onnx` needs no PyTorch weights.
+test data and compared with the PyTorch module; a difference above the tolerance (max abs
+1e-4 by default) fails the export. The manifest records each check, the task and the data
+info, so that `e2e predict --backend onnx` needs no PyTorch weights.
 
 For prediction, the hook `from_exported(modules, info)` assembles the graphs into what the
 task's `predict` takes (by default: the one graph, as a drop-in `nn.Module`).

@@ -6,16 +6,24 @@ one-line summary (the `Description-en:` line) and a long description (the indent
 lines below it, `.` marking a paragraph break). Entries are deduplicated on their
 `Description-md5`, and packages are split by name stem (`foo`, `foo-doc`, `libfoo`...
 share near-identical texts), so a test description has no sibling in training.
+
+apt's lists do not last: this image sets `Acquire::Languages "none"`, and the next plain
+`apt-get update` deletes the Translation files. So e2e reads its own copy in
+`$E2E_DATA/debian-i18n/` (default ~/.local/share/e2e), which setup.sh fills and which the
+first read from apt's lists fills too; once there, the corpus (and so every split) stays
+the same whatever apt does later. Delete that folder to take a newer corpus from apt.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from e2e.data.sources import data_home
 from e2e.errors import DatasetMissing, E2EError
 
 INSTALL = "sudo apt-get -o Acquire::Languages=en update"
@@ -25,6 +33,11 @@ def lists_folder() -> Path:
     return Path(os.environ.get("E2E_APT_LISTS", "/var/lib/apt/lists"))
 
 
+def cache_folder() -> Path:
+    """e2e's own copy of the Translation files, out of reach of `apt-get update`."""
+    return data_home() / "debian-i18n"
+
+
 @dataclass(frozen=True)
 class Description:
     package: str
@@ -32,13 +45,42 @@ class Description:
     long: str
 
 
-def translation_files(folder: Path | None = None) -> list[Path]:
-    folder = folder or lists_folder()
-    files = sorted(p for p in folder.glob("*_i18n_Translation-en*") if not p.name.endswith(".diff"))
+def _translations(folder: Path, lang: str) -> list[Path]:
+    return sorted(p for p in folder.glob(f"*_i18n_Translation-{lang}*")
+                  if p.is_file() and not p.name.endswith(".diff"))
+
+
+def translation_files(folder: Path | None = None, lang: str = "en",
+                      install: str = INSTALL) -> list[Path]:
+    """The Translation files of `lang`: e2e's cache first, else apt's lists (then cached).
+
+    An explicit `folder` is read as it is, without the cache.
+    """
+    if folder is not None:
+        files = _translations(folder, lang)
+    else:
+        cache, folder = cache_folder(), lists_folder()
+        files = _translations(cache, lang) or cache_files(_translations(folder, lang), cache)
     if not files:
-        raise DatasetMissing(f"Debian's English package descriptions (no *_i18n_Translation-en* "
-                             f"files in {folder})", INSTALL)
+        raise DatasetMissing(f"Debian's package descriptions in '{lang}' (no "
+                             f"*_i18n_Translation-{lang}* files in {folder} nor in "
+                             f"{cache_folder()})", install)
     return files
+
+
+def cache_files(files: list[Path], cache: Path) -> list[Path]:
+    """Copy `files` into `cache` (written whole, then renamed); the copies, or the originals
+    where the cache cannot be written (a read-only home, say)."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        out = []
+        for path in files:
+            tmp = cache / f".{path.name}.tmp"
+            shutil.copyfile(path, tmp)
+            out.append(tmp.replace(cache / path.name))
+        return out
+    except OSError:
+        return files
 
 
 def _read_text(path: Path) -> str:
@@ -118,11 +160,11 @@ def lead_sentence(long: str) -> str:
     return first[:match.start()] if match else first
 
 
-def split_by_stem(items: list[Description], val_percent: float, test_percent: float
+def split_by_stem(items: list[Description], val_fraction: float, test_fraction: float
                   ) -> tuple[list[Description], list[Description], list[Description]]:
     train, val, test = [], [], []
     for d in items:
-        bucket = zlib.crc32(stem(d.package).encode()) % 10_000 / 100  # stable across runs
-        (test if bucket < test_percent else val if bucket < test_percent + val_percent
+        bucket = zlib.crc32(stem(d.package).encode()) % 10_000 / 10_000  # stable across runs
+        (test if bucket < test_fraction else val if bucket < test_fraction + val_fraction
          else train).append(d)
     return train, val, test

@@ -57,6 +57,20 @@ def read_episode(path: Path, frame_shape: tuple[int, ...] | None = None
     return frames, actions
 
 
+def read_episode_actions(path: Path) -> np.ndarray:
+    """Only the actions (T x 3) of a recording: cheap, the frames stay compressed."""
+    try:
+        with np.load(path) as z:
+            actions = z["actions"]
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise E2EError(f"{path} is not a readable driving recording ({type(e).__name__}: {e}); "
+                       "it may be truncated. Delete it and record it again with "
+                       "`e2e data driving`") from None
+    if actions.ndim != 2 or actions.shape[1] != 3:
+        raise E2EError(f"{path}: actions have shape {tuple(actions.shape)}; expected (T, 3)")
+    return actions
+
+
 def recording_files(sources: list[str | Path]) -> list[Path]:
     """Episode files from folders and/or single .npz files, in a stable order."""
     files: list[Path] = []

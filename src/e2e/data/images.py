@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from e2e.data.splits import split_indices
 from e2e.errors import E2EError
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -74,7 +75,7 @@ def split_dirs(root: Path) -> dict[str, Path] | None:
 
 
 def split_image_folder(root: str | Path, skip_bad: bool, val_fraction: float,
-                       test_fraction: float, generator: torch.Generator
+                       test_fraction: float, seed: int
                        ) -> tuple[dict[str, tuple[list[Path], list[int]]], list[str], list[Path]]:
     """({"train"|"val"|"test": (files, labels)}, class_names, skipped) for either layout.
 
@@ -91,18 +92,15 @@ def split_image_folder(root: str | Path, skip_bad: bool, val_fraction: float,
         if name in given:
             f, lab, _, bad = scan_class_folder(given[name], skip_bad, classes)
             parts[name], skipped = (f, lab), skipped + bad
-    order = torch.randperm(len(files), generator=generator).tolist()
-    n_test = 0 if "test" in parts else max(1, round(test_fraction * len(files)))
-    n_val = 0 if "val" in parts else max(1, round(val_fraction * (len(files) - n_test)))
-    if len(files) - n_test - n_val < 1:
-        raise E2EError(f"{given['train']} has only {len(files)} readable images: too few to "
-                       "split into train, validation and test")
+    train, val, test = split_indices(len(files), 0 if "val" in parts else val_fraction,
+                                     0 if "test" in parts else test_fraction, seed,
+                                     "readable images", str(given["train"]))
 
     def pick(idx: list[int]) -> tuple[list[Path], list[int]]:
         return [files[i] for i in idx], [labels[i] for i in idx]
-    parts.setdefault("test", pick(order[:n_test]))
-    parts.setdefault("val", pick(order[n_test:n_test + n_val]))
-    parts["train"] = pick(order[n_test + n_val:])
+    parts.setdefault("test", pick(test))
+    parts.setdefault("val", pick(val))
+    parts["train"] = pick(train)
     return parts, classes, skipped
 
 

@@ -79,7 +79,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.filename is None:
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
             e.filename = str(path)  # "disk full" alone does not say where
         raise
     _fsync_dir(path.parent)

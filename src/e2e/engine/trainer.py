@@ -214,8 +214,8 @@ def _fit(task, cfg: Config, run: RunDir, resume: bool, quiet: bool) -> dict:
         try:
             save_checkpoint(ckpt, path)  # refuses NaN / Inf anywhere: a checkpoint is good
         except NonFiniteWeights as e:
-            raise nonfinite(f"the weights became NaN or Inf ({', '.join(e.names[:3])})",
-                            state.step) from None
+            raise nonfinite(f"the weights held NaN or Inf ({', '.join(e.names[:3])}) when "
+                            "checkpointed", state.step) from None
 
     stream = micro_batch_stream()
     started = time.time() - state.elapsed

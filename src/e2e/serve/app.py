@@ -51,14 +51,18 @@ def _check_image(data: io.BytesIO, max_pixels: int) -> None:
 
     from PIL import Image
 
+    limit = f"the limit is {max_pixels / 1e6:g} megapixels"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow's bomb warning: the check below decides
-        with Image.open(data) as img:
+        try:
+            img = Image.open(data)
+        except Image.DecompressionBombError as e:  # over twice Image.MAX_IMAGE_PIXELS
+            raise TooManyPixels(f"{e}; {limit}") from None
+        with img:
             width, height = img.size
             if width * height > max_pixels:
                 raise TooManyPixels(f"the image is {width} x {height} pixels "
-                                    f"({width * height / 1e6:.1f} megapixels); the limit is "
-                                    f"{max_pixels / 1e6:g} megapixels")
+                                    f"({width * height / 1e6:.1f} megapixels); {limit}")
             img.load()
 
 
@@ -229,9 +233,9 @@ def create_app(models: dict[str, Loaded], max_bytes: int = 2 * 2**20,
         response.headers["X-Content-Type-Options"] = "nosniff"  # JSON is never run as HTML
         return response
 
-    def render(name: str, status: int = 200, **context) -> HTMLResponse:
+    def render(template: str, status: int = 200, **context) -> HTMLResponse:
         pages = [m.page() for m in models.values()]
-        return HTMLResponse(templates.get_template(name).render(pages=pages, **context),
+        return HTMLResponse(templates.get_template(template).render(pages=pages, **context),
                             status_code=status)
 
     def decode_and_answer(m: Loaded, kind: InputKind, raw: Any, what: str) -> JSONResponse:

@@ -30,17 +30,11 @@ from e2e.tasks import load_config
 from e2e.tasks.text import metrics
 from e2e.tasks.text.task import read_pairs
 
-# What the comparison trains, per corpus: a model that fits the budget on a CPU. Each size
-# gets `time_limit` seconds and at most `max_steps` steps; on 2 CPU cores the time limit is
-# what usually stops it, and the LR schedule follows the clock (train.schedule_by_time) so
-# that it completes within the time either way.
-MODEL = ["model.d_model=192", "model.ff=768", "model.heads=4", "train.batch_size=64",
-         "train.lr=2e-3", "train.warmup=0.05", "data.vocab_size=6000",
-         "train.schedule_by_time=true"]
-QUICK_MODEL = ["model.d_model=128", "model.ff=512", "model.heads=4", "model.encoder_layers=2",
-               "model.decoder_layers=2", "train.batch_size=32", "train.lr=2e-3",
-               "train.warmup=0.05", "data.vocab_size=4000", "model.beam=1",
-               "data.val_decode=50", "train.schedule_by_time=true"]
+# What the comparison trains, per corpus: named recipes in configs/text/ sized to fit the
+# budget on a CPU. Each size gets `train.time_limit` seconds and at most `train.max_steps`;
+# on 2 CPU cores the time limit is what usually stops it, and the LR schedule follows the
+# clock (train.schedule_by_time) so that it completes within the time either way.
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "text"
 
 
 @dataclass(frozen=True)
@@ -49,26 +43,14 @@ class Setting:
 
     metric: str  # the quality column: bleu or rougeL (as metrics.score names them)
     label: str  # its name in the report
-    full: tuple[str, ...]  # overrides for the full comparison (5 sizes, ~60 minutes)
-    quick: tuple[str, ...]  # overrides for --quick (3 sizes, ~12 minutes)
+    full: str  # recipe for the full comparison (5 sizes, ~60 minutes), in configs/text/
+    quick: str  # recipe for --quick (3 sizes, ~12 minutes)
 
 
 SETTINGS = {
-    "bible-en-es": Setting(
-        "bleu", "test BLEU",
-        (*MODEL, "model.encoder_layers=3", "model.decoder_layers=3", "data.val_decode=150",
-         "train.time_limit=540", "train.max_steps=1000", "train.eval_every=130"),
-        (*QUICK_MODEL, "data.max_source_tokens=96", "data.max_target_tokens=96",
-         "model.max_len=96", "data.test_limit=200", "train.time_limit=120",
-         "train.max_steps=400", "train.eval_every=200")),
-    "debian-descriptions": Setting(
-        "rougeL", "test ROUGE-L",
-        (*MODEL, "model.encoder_layers=2", "model.decoder_layers=2", "data.val_decode=150",
-         "data.max_source_tokens=96", "data.max_target_tokens=32", "train.monitor=val/rougeL",
-         "train.time_limit=540", "train.max_steps=1000", "train.eval_every=160"),
-        (*QUICK_MODEL, "data.max_source_tokens=96", "data.max_target_tokens=32",
-         "model.max_len=96", "data.test_limit=300", "train.monitor=val/rougeL",
-         "train.time_limit=120", "train.max_steps=400", "train.eval_every=200")),
+    "bible-en-es": Setting("bleu", "test BLEU", "compare-bible.yaml", "compare-bible-quick.yaml"),
+    "debian-descriptions": Setting("rougeL", "test ROUGE-L", "compare-summarize.yaml",
+                                   "compare-summarize-quick.yaml"),
 }
 INFER_SAMPLE = 100  # test sources decoded once more, alone, to time the Transformer
 
@@ -82,7 +64,11 @@ def config(opts: CompareOptions) -> tuple[Config, Setting]:
                        f"extractive twin); train on it with `e2e train text --data {source}`")
     setting = SETTINGS[source]
     preset = setting.quick if opts.quick else setting.full
-    cfg = load_config(None, "text", [*preset, f"data.source={source}", *opts.overrides])
+    recipe = CONFIGS / preset
+    if not recipe.is_file():
+        raise E2EError(f"the comparison's recipe {recipe} is missing; it ships with e2e's "
+                       "source tree (configs/text/)")
+    cfg = load_config(recipe, "text", [f"data.source={source}", *opts.overrides])
     return cfg, setting
 
 

@@ -3,7 +3,9 @@
 A network trained on the expert's states drifts, at test time, into states the expert
 never visited, and has no idea how to recover. DAgger lets the network drive, has the
 expert label every state the network visits, adds those frames to the training data and
-retrains. Round 0 is plain behavior cloning; each round trains through the one engine
+retrains. In early rounds the expert takes a share of the steps (beta^r in round r),
+so a weak network still reaches the states it will face next. Round 0 is plain behavior
+cloning; each round trains through the one engine
 (`e2e.engine.fit`), from scratch, on the aggregated recordings (or fine-tunes the previous
 round's network with `data.dagger_finetune`), and reports its closed-loop score.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 from e2e.config import Config
 from e2e.engine.results import headline
 from e2e.errors import E2EError
-from e2e.tasks.driving.closed_loop import NetPolicy, drive, summarize
+from e2e.tasks.driving.closed_loop import MixedPolicy, NetPolicy, drive, summarize
 from e2e.tasks.driving.sim import WARMUP, parse_seeds
 
 
@@ -61,8 +63,11 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
                 print(stopped)
             break
         if r > 0:
-            # the previous round's network drives; the expert labels what it sees
+            # the previous round's network drives (the expert takes a share beta^r of the
+            # steps); the expert labels every state visited
             policy = load_policy(out / f"round-{r - 1}")
+            if d.dagger_beta > 0:
+                policy = MixedPolicy(policy, d.dagger_beta ** r, seed=r)
             visited = out / "visited" / f"round-{r}"
             round_seeds = seeds[(r - 1) * d.dagger_episodes: r * d.dagger_episodes]
             episodes, _ = drive(policy, round_seeds, d.max_steps, d.workers, record_dir=visited)

@@ -1,8 +1,10 @@
 """The privileged expert: drives from the simulator's state, never from pixels.
 
-Pure pursuit on the track centerline steers toward a point a speed-dependent distance
-ahead; a curvature-aware speed profile brakes before bends, sized by how much the track
-turns over the stretch the car covers while braking. It labels the frames that the
+Pure pursuit on a racing line (the centerline smoothed within the road, so bends are
+wider and faster) steers toward a point a speed-dependent distance ahead, damped by the
+hull's yaw rate (without it the car weaves after fast bends and spins); a curvature-aware
+speed profile brakes before bends, sized by how much the line turns over the stretch the
+car covers while braking; off the road it slows to crawl back. It labels the frames that the
 network learns from, including (for DAgger) states the network itself drove into.
 """
 
@@ -20,19 +22,18 @@ WHEELBASE = 3.24  # (80 + 82) * 0.02 m between axles
 @dataclass
 class ExpertConfig:
     lookahead: float = 6.0  # m, at standstill
-    lookahead_per_speed: float = 0.25  # extra metres per m/s
+    lookahead_per_speed: float = 0.2  # extra metres per m/s
     v_max: float = 100.0  # m/s: above the car's top speed, so straights are flat out
     v_min: float = 45.0  # m/s: never plan slower than this
-    lateral: float = 75.0  # m/s^2 of cornering held: a bend of curvature k allows sqrt(a/k)
+    lateral: float = 85.0  # m/s^2 of cornering held: a bend of curvature k allows sqrt(a/k)
     decel: float = 50.0  # m/s^2 of braking assumed when planning ahead
     preview: float = 60.0  # m of track ahead searched for bends
     smooth: int = 3  # curvature is averaged over this many segments either side
     brake_gain: float = 0.05  # brake per m/s over the planned speed
     steer_gain: float = 1.0
-    line_offset: float = 0.0  # m: the racing line may leave the centerline by this much ...
-    line_smooth: int = 0  # ... after this many smoothing passes (0 = follow the centerline)
-    yaw_damping: float = 0.0  # steer against the hull's yaw rate (rad/s): damps weaving
-    steer_gas: float = 1.0  # no gas while |steer| exceeds this: throttle in a hard turn skids
+    line_offset: float = 4.5  # m: the racing line may leave the centerline by this much ...
+    line_smooth: int = 150  # ... after this many smoothing passes (0 = follow the centerline)
+    yaw_damping: float = 0.1  # steer against the hull's yaw rate (rad/s): damps weaving
     v_recover: float = 30.0  # m/s: off the road, crawl back at most this fast
     road_half_width: float = 40 / 6  # m: CarRacing's TRACK_WIDTH
 
@@ -99,7 +100,7 @@ class Expert:
         v_target = float(np.sqrt(v_bend ** 2 + 2 * c.decel * dist).min())
         if np.linalg.norm(self.center[i] - pos) > c.road_half_width:  # off the road: recover
             v_target = min(v_target, c.v_recover)
-        if speed < v_target and abs(steer) <= c.steer_gas:
+        if speed < v_target:
             gas, brake = 1.0, 0.0
         elif speed > v_target + 3:
             gas, brake = 0.0, float(np.clip(c.brake_gain * (speed - v_target), 0.1, 0.8))

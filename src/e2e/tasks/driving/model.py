@@ -1,4 +1,10 @@
-"""The driving model: PilotNet (Bojarski et al., 2016) reading raw camera frames."""
+"""The driving model: PilotNet (Bojarski et al., 2016) reading raw camera frames.
+
+Input: `frames` stacked RGB frames (newest first) so the network sees motion, and the HUD's
+speed bar: speed is state a driver reads off the dashboard, not the answer. The HUD's
+steering, gyro and ABS bars are blanked: they show the wheel angle and yaw the previous
+actions produced, which a network would copy instead of reading the road.
+"""
 
 from __future__ import annotations
 
@@ -21,28 +27,48 @@ class DrivingModel:
     dropout: float = 0.2
     steer_weight: float = 2.0  # steering matters most: weight its squared error
     init: str = ""  # start from this driving run's best weights (DAgger's later rounds)
+    # Temporal context: the network sees the current frame and `frames - 1` earlier ones,
+    # `frame_gap` simulator steps apart (50 per second), so it can tell how fast the road
+    # moves; 1 = the current frame alone.
+    frames: int = 2
+    frame_gap: int = 3
+    # The HUD (bottom 12 rows): "speed" keeps its speed bar and blanks the rest (the
+    # steering and gyro bars show the wheel angle the last actions set: the label, copied);
+    # "crop" drops all of it (the network then sees no speedometer).
+    hud: str = "speed"
 
     RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
         "pool": "[1, inf)", "widths": "[1, inf)", "kernels": "[1, inf)", "strides": "[1, inf)",
-        "hidden": "[1, inf)", "dropout": "[0, 1)", "steer_weight": "[0, inf)"}
+        "hidden": "[1, inf)", "dropout": "[0, 1)", "steer_weight": "[0, inf)",
+        "frames": "[1, inf)", "frame_gap": "[1, inf)"}
+
+
+SPEED_BAR_COLS = 16  # HUD columns 0-15 hold the speed bar; from 16 on: ABS, steering, gyro
 
 
 class PilotNet(nn.Module):
-    """uint8 frames N x 3 x H x W (HUD included) -> N x 3 actions (steer, gas, brake)."""
+    """uint8 frames N x 3F x H x W (F stacked frames, newest first, HUD included) -> N x 3
+    actions (steer, gas, brake)."""
 
-    def __init__(self, frame_shape: tuple[int, int, int], m: DrivingModel, crop: int = HUD_ROWS):
+    def __init__(self, frame_shape: tuple[int, int, int], m: DrivingModel):
         super().__init__()
-        self.crop = crop
+        if m.hud not in ("speed", "crop"):
+            raise ValueError(f"model.hud must be 'speed' or 'crop', got '{m.hud}'")
+        h, w, _ = frame_shape
+        self.crop = HUD_ROWS if m.hud == "crop" else 0
+        mask = torch.ones(1, 1, h - self.crop, w)
+        if m.hud == "speed":  # the speed bar stays: speed is state, not the label
+            mask[..., h - HUD_ROWS:, SPEED_BAR_COLS:] = 0
+        self.register_buffer("mask", mask, persistent=False)
         # the road is wide and its edges sharp: half resolution keeps them and costs 4x less
         self.pool = nn.AvgPool2d(m.pool) if m.pool > 1 else nn.Identity()
-        layers, c_in = [], 3
+        layers, c_in = [], 3 * m.frames
         for c_out, k, s in zip(m.widths, m.kernels, m.strides):
             layers += [nn.Conv2d(c_in, c_out, k, s, bias=False), nn.BatchNorm2d(c_out), nn.ELU()]
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        h, w, _ = frame_shape
         with torch.no_grad():
-            n = self.features(self.pool(torch.zeros(1, 3, h - crop, w))).numel()
+            n = self.features(self.pool(torch.zeros(1, 3 * m.frames, h - self.crop, w))).numel()
         fc, d_in = [], n
         for d in m.hidden:
             fc += [nn.Linear(d_in, d), nn.ELU(), nn.Dropout(m.dropout)]
@@ -50,6 +76,6 @@ class PilotNet(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), *fc, nn.Linear(d_in, 3))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames[:, :, : frames.shape[2] - self.crop].float() / 127.5 - 1
+        x = frames[:, :, : frames.shape[2] - self.crop].float() * self.mask / 127.5 - 1
         out = self.head(self.features(self.pool(x))).float()
         return torch.cat([out[:, :1].tanh(), out[:, 1:].sigmoid()], dim=1)

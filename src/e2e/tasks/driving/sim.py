@@ -22,14 +22,18 @@ WARMUP = 50  # zoom-in steps at the start of each episode (1 s at 50 FPS)
 MAX_STEPS = 1000
 
 
-def make_env():
-    """A CarRacing-v3 environment with continuous actions; needs no display."""
+def make_env(fast: bool = True):
+    """A CarRacing-v3 environment with continuous actions; needs no display. `fast` draws
+    the same frames faster (see `fast_render`)."""
     try:
         from gymnasium.envs.box2d.car_racing import CarRacing
     except ImportError as e:  # gymnasium itself, or its Box2D / pygame extras
         raise DatasetMissing(f"the CarRacing simulator ({e.name or 'gymnasium[box2d]'})",
                              INSTALL) from None
-    return CarRacing(continuous=True)
+    env = CarRacing(continuous=True)
+    if fast:
+        fast_render(env)
+    return env
 
 
 @dataclass
@@ -77,3 +81,59 @@ def parse_seeds(text: str) -> list[int]:
 def step_env(env, action: np.ndarray):
     obs, reward, terminated, truncated, info = env.step(np.asarray(action, dtype=np.float64))
     return obs, float(reward), bool(terminated or truncated), info
+
+
+def fast_render(env) -> None:
+    """Draw the road of `env` (a CarRacing) ~3x faster, pixel for pixel the same frames.
+
+    CarRacing's `_render_road` rotates each of its ~700 polygons' corners in Python every
+    step, only to skip the ~90% that lie off screen; rendering is ~95% of a step. Here the
+    corners are transformed with numpy in one go (the same arithmetic: pygame's rotation
+    of the angle reduced to [0, 2pi), cos x - sin y), the same polygons are culled by the
+    same bounds test and the survivors drawn by the same gfxdraw calls in the same order.
+    `tests/test_driving.py` checks the frames are identical to gymnasium's own."""
+    import math
+
+    from gymnasium.envs.box2d import car_racing as cr
+    from pygame import gfxdraw
+
+    u = env.unwrapped
+    original = u._render_road
+    cache: dict = {}
+
+    def polygons():
+        if cache.get("road") is not u.road_poly:  # a new track after reset
+            b, g = cr.PLAYFIELD, cr.GRASS_DIM
+            grass = [[(g * x + g, g * y), (g * x, g * y), (g * x, g * y + g),
+                      (g * x + g, g * y + g)]
+                     for x in range(-20, 20, 2) for y in range(-20, 20, 2)]
+            polys = [np.array(p, dtype=np.float64) for p in grass]
+            colors: list = [u.grass_color] * len(grass)
+            for poly, color in u.road_poly:
+                polys.append(np.array([(p[0], p[1]) for p in poly], dtype=np.float64))
+                colors.append(color)  # live: a tile's colour changes once it is visited
+            cache.update(road=u.road_poly, polys=np.stack(polys), colors=colors,
+                         field=[(b, b), (b, -b), (-b, -b), (-b, b)])
+        return cache["polys"], cache["colors"], cache["field"]
+
+    def render_road(zoom, translation, angle):
+        a = math.fmod(angle, 2 * math.pi)
+        a += 2 * math.pi if a < 0 else 0.0
+        eps = 1e-6  # pygame special-cases quarter turns: leave those frames to gymnasium
+        if math.fmod(a + eps, math.pi / 2) < 2 * eps:
+            return original(zoom, translation, angle)
+        polys, colors, field = polygons()
+        u._draw_colored_polygon(u.surf, field, u.bg_color, zoom, translation, angle, clip=False)
+        s, c = math.sin(a), math.cos(a)
+        x = (c * polys[..., 0] - s * polys[..., 1]) * zoom + translation[0]
+        y = (s * polys[..., 0] + c * polys[..., 1]) * zoom + translation[1]
+        m = cr.MAX_SHAPE_DIM
+        inside = ((x >= -m) & (x <= cr.WINDOW_W + m) & (y >= -m) & (y <= cr.WINDOW_H + m)).any(1)
+        pts = np.stack([x, y], -1)
+        for i in np.flatnonzero(inside):
+            poly = [tuple(p) for p in pts[i].tolist()]
+            color = [int(v) for v in colors[i]]
+            gfxdraw.aapolygon(u.surf, poly, color)
+            gfxdraw.filled_polygon(u.surf, poly, color)
+
+    u._render_road = render_road

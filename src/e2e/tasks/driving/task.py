@@ -1,11 +1,13 @@
 """Driving from pixels: camera frames in, steering, gas and brake out.
 
-A PilotNet-style CNN (Bojarski et al., 2016) reads the raw 96x96 RGB frame of gymnasium's
-CarRacing, crops the HUD itself (its speed and steering bars would leak the label), and
-outputs steer in [-1, 1] and gas, brake in [0, 1]. It learns by behavior cloning from a
-privileged expert's recordings (`e2e data driving`), with augmentation suited to driving:
-brightness, and small sideways shifts whose steering label is corrected toward the road
-(PilotNet's recovery views). It is *judged by driving*: `evaluate` lets it drive whole
+A PilotNet-style CNN (Bojarski et al., 2016) reads raw 96x96 RGB frames of gymnasium's
+CarRacing, the current one stacked with an earlier one (so it sees motion), with the HUD's
+speed bar visible and its steering, gyro and ABS bars blanked (they show what the last
+actions did: the label), and outputs steer in [-1, 1] and gas, brake in [0, 1]. It learns
+by behavior cloning from a privileged expert's recordings (`e2e data driving`), with
+augmentation suited to driving: mirrored tracks, sideways shifts whose steering label is
+corrected toward the road (PilotNet's recovery views), brightness, contrast, colour, blur.
+It is *judged by driving*: `evaluate` lets it drive whole
 tracks in closed loop (val/score picks the `best` checkpoint), because offline loss does
 not predict driving. `e2e train driving --dagger N` fixes behavior cloning's covariate shift
 (see e2e.tasks.driving.dagger).
@@ -25,13 +27,13 @@ import torch
 from torch import nn
 
 from e2e.config import Config, TrainConfig
-from e2e.data.driving_records import read_episode, recording_files
+from e2e.data.driving_records import read_episode, read_episode_actions, recording_files
 from e2e.engine.batching import TensorData, eval_batches
 from e2e.engine.progress import Ticker
 from e2e.errors import E2EError
 from e2e.tasks.base import ExportSpec, Splits, Task
 from e2e.tasks.driving.model import DrivingModel, PilotNet
-from e2e.tasks.driving.sim import MAX_STEPS, parse_seeds
+from e2e.tasks.driving.sim import HUD_ROWS, MAX_STEPS, parse_seeds
 
 
 @dataclass
@@ -39,16 +41,25 @@ class DrivingData:
     source: str = "runs/driving-data"  # folder of recordings made by `e2e data driving`
     more: list[str] = field(default_factory=list)  # further recordings (DAgger adds rounds)
     offline_val_episodes: int = 1  # recorded episodes held out for the offline loss
+    in_memory: bool = True  # False: memory-map the frames (for hundreds of episodes)
     episodes: int = 0  # train on the first N of the other recorded episodes (0 = all)
-    val_seeds: str = "500-501"  # tracks driven at each evaluation to pick `best`
+    val_seeds: str = "500-509"  # tracks driven at each evaluation to pick `best`
     test_seeds: str = "1000-1003"  # unseen tracks driven for the final test numbers
     max_steps: int = MAX_STEPS  # per closed-loop episode
     workers: int = 2  # processes driving episodes in parallel
     shift_px: int = 4  # augmentation: sideways shift of up to this many pixels ...
     steer_per_px: float = 0.03  # ... with this steering correction per pixel, toward the road
-    brightness: float = 0.25  # augmentation: scale pixel values by 1 +- this
+    mirror: float = 0.5  # augmentation: this share of frames mirrored, their steering negated
+    brightness: float = 0.25  # augmentation: scale pixel values by 1 +- this ...
+    contrast: float = 0.2  # ... stretch them about their mean by 1 +- this ...
+    color: float = 0.1  # ... scale each of R, G, B by 1 +- this ...
+    blur: float = 0.2  # ... and blur this share of frames (3x3 box)
     dagger_seeds: str = "200-499"  # tracks DAgger rolls out on (disjoint from the others)
     dagger_episodes: int = 6  # rollouts per DAgger round
+    # In round r the expert, not the network, takes each step with probability beta^r:
+    # early rounds visit states near the expert's (a weak first network would mostly teach
+    # crashes), later rounds the network's own.
+    dagger_beta: float = 0.5
     # Each DAgger round retrains from scratch on all data so far (as in the original
     # algorithm); with dagger_finetune it fine-tunes the previous round's network instead,
     # for dagger_epochs (cheaper; on CarRacing it drove worse: see bench/RESULTS.md).
@@ -58,7 +69,9 @@ class DrivingData:
     RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
         "offline_val_episodes": "[0, inf)", "episodes": "[0, inf)", "max_steps": "[1, inf)",
         "workers": "[1, inf)", "shift_px": "[0, inf)", "steer_per_px": "[0, inf)",
-        "brightness": "[0, 1)", "dagger_episodes": "[1, inf)", "dagger_epochs": "[1, inf)"}
+        "brightness": "[0, 1)", "mirror": "[0, 1]",
+        "contrast": "[0, 1)", "color": "[0, 1)", "blur": "[0, 1]", "dagger_beta": "[0, 1]",
+        "dagger_episodes": "[1, inf)", "dagger_epochs": "[1, inf)"}
 
 
 class DriveSplit:
@@ -73,31 +86,90 @@ class DriveSplit:
 
 
 class Recordings(TensorData):
-    """The training recordings as an in-memory split, read on first use: evaluating a run
-    only drives tracks, so it works from the run directory alone."""
+    """Recorded episodes as a split, read on first use (evaluating a run only drives
+    tracks, so it works from the run directory alone). Each frame is held once; a batch
+    stacks it with its `frames - 1` predecessors `gap` steps back in the same episode
+    (x: uint8 N x 3F x H x W, newest first; before an episode's first frame, that frame).
 
-    def __init__(self, files: list[Path], frame_shape: tuple[int, ...]):
+    In memory (~22 MB per 800-frame episode), or with `in_memory=False` memory-mapped from
+    an uncompressed copy of each episode's frames written once beside it (EPISODE.frames.npy),
+    so hundreds of episodes train in little memory: the OS pages in what batches touch."""
+
+    def __init__(self, files: list[Path], frame_shape: tuple[int, ...], frames: int = 1,
+                 gap: int = 1, in_memory: bool = True):
         self.files, self.frame_shape, self._tensors = files, frame_shape, None
+        self.frames, self.gap, self.in_memory = frames, gap, in_memory
+        self._maps: list[np.ndarray] | None = None
 
     @property
     def tensors(self) -> dict[str, torch.Tensor]:
         if self._tensors is None:
-            self._tensors = load_recordings(self.files, self.frame_shape)[0].tensors
+            if self.in_memory:
+                self._tensors = load_recordings(self.files, self.frame_shape)[0].tensors
+            else:
+                self._tensors, self._maps = map_recordings(self.files, self.frame_shape)
         return self._tensors
+
+    def frames_at(self, index: torch.Tensor) -> torch.Tensor:
+        t = self.tensors
+        if self._maps is None:
+            return t["x"][index]
+        episode, local = t["episode"][index].tolist(), (index - t["start"][index]).tolist()
+        out = np.stack([self._maps[e][i] for e, i in zip(episode, local)])
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        t = self.tensors
+        first = t["start"][index]
+        x = torch.cat([self.frames_at(torch.maximum(index - k * self.gap, first))
+                       for k in range(self.frames)], 1)
+        return {"x": x, "y": t["y"][index]}
+
+
+def map_recordings(files: list[Path], shape: tuple[int, ...]
+                   ) -> tuple[dict[str, torch.Tensor], list[np.ndarray]]:
+    """Labels in memory, frames memory-mapped (H x W x 3 per frame, one map per episode)."""
+    maps, actions, starts, episodes, n = [], [], [], [], 0
+    for e, f in enumerate(files):
+        cache = f.with_name(f.stem + ".frames.npy")
+        if not cache.exists() or cache.stat().st_mtime < f.stat().st_mtime:
+            frames, ac = read_episode(f, shape)
+            tmp = cache.with_name(cache.stem + ".tmp.npy")
+            np.save(tmp, frames)
+            tmp.replace(cache)  # atomic: an interrupted copy is never mistaken for a whole one
+        else:
+            ac = read_episode_actions(f)
+        frames = np.load(cache, mmap_mode="r")
+        if frames.shape != (len(ac), *shape):
+            raise E2EError(f"{cache} holds frames of shape {frames.shape}, expected "
+                           f"{(len(ac), *shape)}; delete it (it is rebuilt from {f.name})")
+        maps.append(frames)
+        actions.append(torch.from_numpy(ac))
+        starts.append(torch.full((len(ac),), n, dtype=torch.long))
+        episodes.append(torch.full((len(ac),), e, dtype=torch.long))
+        n += len(ac)
+    if not maps:
+        raise E2EError("no driving recordings to load")
+    return {"y": torch.cat(actions), "start": torch.cat(starts),
+            "episode": torch.cat(episodes)}, maps
 
 
 def load_recordings(files: list[Path], shape: tuple[int, ...] | None = None
                     ) -> tuple[TensorData, tuple[int, ...]]:
-    """All episodes as one TensorData (x: uint8 N x 3 x H x W, y: N x 3); one frame shape."""
-    frames, actions = [], []
+    """All episodes as one TensorData (x: uint8 N x 3 x H x W, y: N x 3, start: the index
+    of each frame's episode's first frame); one frame shape."""
+    frames, actions, starts, n = [], [], [], 0
     for f in files:
         fr, ac = read_episode(f, shape)  # every file must match the first one's frame shape
         shape = shape or fr.shape[1:]
         frames.append(torch.from_numpy(fr).permute(0, 3, 1, 2).contiguous())
         actions.append(torch.from_numpy(ac))
+        starts.append(torch.full((len(fr),), n, dtype=torch.long))
+        n += len(fr)
     if shape is None:
         raise E2EError("no driving recordings to load")
-    return TensorData(x=torch.cat(frames), y=torch.cat(actions)), tuple(shape)
+    return TensorData(x=torch.cat(frames), y=torch.cat(actions), start=torch.cat(starts)), \
+        tuple(shape)
 
 
 class DrivingTask(Task):
@@ -112,11 +184,15 @@ class DrivingTask(Task):
         self.last_episodes: list = []
 
     def default_train(self) -> TrainConfig:
+        # EMA weights: neighbouring checkpoints' driving scores swung by hundreds without it
         return TrainConfig(epochs=6, batch_size=128, lr=5e-4, weight_decay=1e-4,
-                           monitor="val/score", mode="max", clip_grad=1.0)
+                           monitor="val/score", mode="max", clip_grad=1.0, ema=0.998)
 
     def setup(self, cfg: Config, info: dict[str, Any]) -> None:
         self._cfg, self._info = cfg, info
+        # a policy stacks frames as the model was built to (NetPolicy reads them from info)
+        info.setdefault("frames", cfg.model.frames)
+        info.setdefault("frame_gap", cfg.model.frame_gap)
 
     # ---- data ----
     def build_data(self, cfg: Config) -> Splits:
@@ -135,12 +211,14 @@ class DrivingTask(Task):
         if d.episodes:  # a prefix of one fixed order (sorted by seed): the data curve's subsets
             train_files = train_files[: d.episodes]
         train_files += more
-        offline, shape = load_recordings(val_files or train_files[:1])
-        val = DriveSplit(parse_seeds(d.val_seeds), d.max_steps, d.workers,
-                         offline if val_files else None)
+        shape = tuple(read_episode((val_files or train_files)[0])[0].shape[1:])
+        m: DrivingModel = cfg.model
+        offline = Recordings(val_files, shape, m.frames, m.frame_gap) if val_files else None
+        val = DriveSplit(parse_seeds(d.val_seeds), d.max_steps, d.workers, offline)
         info = {"frame_shape": list(shape), "source": str(d.source),
-                "episodes": len(train_files)}
-        return Splits(Recordings(train_files, shape), val, test, info)
+                "episodes": len(train_files), "frames": m.frames, "frame_gap": m.frame_gap}
+        train = Recordings(train_files, shape, m.frames, m.frame_gap, d.in_memory)
+        return Splits(train, val, test, info)
 
     # ---- model and loss ----
     def build_model(self, cfg: Config, info: dict[str, Any]) -> nn.Module:
@@ -153,6 +231,8 @@ class DrivingTask(Task):
                            f"{list(m.strides)}")
         try:
             model = PilotNet(tuple(info["frame_shape"]), m)
+        except ValueError as e:
+            raise E2EError(str(e)) from None
         except RuntimeError as e:  # the convolutions shrank the frame below their kernel
             raise E2EError(f"the conv layers (kernels {list(m.kernels)}, strides "
                            f"{list(m.strides)}, pool {m.pool}) do not fit "
@@ -173,18 +253,8 @@ class DrivingTask(Task):
     def prepare_batch(self, batch: dict, train: bool) -> dict:
         if not train:
             return batch
-        d: DrivingData = self._cfg.data
-        x, y = batch["x"].float(), batch["y"].clone()
-        n, _, _, w = x.shape
-        if d.brightness:
-            x = x * (1 + d.brightness * (2 * torch.rand(n, 1, 1, 1, device=x.device) - 1))
-        if d.shift_px:
-            # shift the image right by dx: the road moves right of the car, so steer right
-            dx = torch.randint(-d.shift_px, d.shift_px + 1, (n,), device=x.device)
-            cols = (torch.arange(w, device=x.device)[None] - dx[:, None]).clamp(0, w - 1)
-            x = x.gather(3, cols[:, None, None, :].expand_as(x))
-            y[:, 0] = (y[:, 0] + d.steer_per_px * dx).clamp(-1, 1)
-        return {"x": x.clamp(0, 255), "y": y}
+        y = batch["y"].clone()
+        return {"x": augment(batch["x"].float(), y, self._cfg.data), "y": y}
 
     def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
         err = (model(batch["x"]) - batch["y"]).square().mean(0)
@@ -231,7 +301,9 @@ class DrivingTask(Task):
                 raise E2EError(f"{name} is a {f.shape} frame; this model was trained on {want} "
                                f"frames (H x W x RGB, as CarRacing renders them, HUD included)")
             frames.append(f.astype(np.uint8))
-        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+        # a still frame: every stacked slot shows it (as at the first step of a drive)
+        stack = self._cfg.model.frames
+        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).repeat(1, stack, 1, 1)
         out = model(x.to(next(model.parameters()).device)).float().cpu().numpy()
         return [{"steer": float(a[0]), "gas": float(a[1]), "brake": float(a[2])} for a in out]
 
@@ -247,7 +319,7 @@ class DrivingTask(Task):
 
     def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:
         h, w, _ = info["frame_shape"]
-        frames = torch.zeros(2, 3, h, w, dtype=torch.uint8)
+        frames = torch.zeros(2, 3 * self._cfg.model.frames, h, w, dtype=torch.uint8)
         return {"policy": ExportSpec(model, {"frames": frames}, ["actions"],
                                      {"frames": {0: "batch"}, "actions": {0: "batch"}},
                                      from_batch=lambda batch: {"frames": batch["x"]})}
@@ -307,3 +379,43 @@ def read_frame(path: str | Path) -> np.ndarray:
     except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise E2EError(f"{path} is not a readable frame ({type(e).__name__}: {e}); give a "
                        "PNG/JPEG image or a .npy array of a 96x96 RGB CarRacing frame") from None
+
+
+def augment(x: torch.Tensor, y: torch.Tensor, d: DrivingData) -> torch.Tensor:
+    """Training views of float frames N x 3F x H x W (y, N x 3, is corrected in place).
+
+    Geometry moves only the road above the HUD, so the speed bar stays where it is read:
+    mirrored tracks (steering negated) and PilotNet's recovery views (shifted sideways,
+    steering corrected toward the road). Photometric changes (brightness, contrast, colour,
+    blur) make the network learn the road's shape and not one rendering of it. Every
+    stacked frame of an example gets the same change."""
+    n, _, h, w = x.shape
+    road = h - HUD_ROWS
+    dev = x.device
+
+    def rand(*shape: int) -> torch.Tensor:  # uniform in [-1, 1)
+        return 2 * torch.rand(n, *shape, device=dev) - 1
+
+    top = x[:, :, :road]
+    if d.mirror:
+        flip = torch.rand(n, device=dev) < d.mirror
+        top = torch.where(flip[:, None, None, None], top.flip(3), top)
+        y[:, 0] = torch.where(flip, -y[:, 0], y[:, 0])
+    if d.shift_px:
+        # shift the image right by dx: the road moves right of the car, so steer right
+        dx = torch.randint(-d.shift_px, d.shift_px + 1, (n,), device=dev)
+        cols = (torch.arange(w, device=dev)[None] - dx[:, None]).clamp(0, w - 1)
+        top = top.gather(3, cols[:, None, None, :].expand_as(top))
+        y[:, 0] = (y[:, 0] + d.steer_per_px * dx).clamp(-1, 1)
+    x = torch.cat([top, x[:, :, road:]], 2)
+    if d.blur:
+        blurred = torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+        x = torch.where((torch.rand(n, device=dev) < d.blur)[:, None, None, None], blurred, x)
+    if d.color:  # one gain per colour channel, the same for every stacked frame
+        x = (x.view(n, -1, 3, h, w) * (1 + d.color * rand(1, 3, 1, 1))).view(n, -1, h, w)
+    if d.contrast:
+        mean = x.mean((1, 2, 3), keepdim=True)
+        x = mean + (x - mean) * (1 + d.contrast * rand(1, 1, 1))
+    if d.brightness:
+        x = x * (1 + d.brightness * rand(1, 1, 1))
+    return x.clamp(0, 255)

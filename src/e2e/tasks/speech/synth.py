@@ -86,10 +86,6 @@ def sentence(rng: random.Random) -> str:
     return s
 
 
-def sentence_words() -> list[str]:
-    """Every word the sentence grammar can produce (a word list for constrained decoding)."""
-    return sorted({x for ws in _W.values() for x in ws} | {"is"})
-
 
 def make_text(kind: str, rng: random.Random) -> tuple[str, str]:
     """(what espeak reads, the transcript)."""

@@ -7,9 +7,14 @@ e2e.stepwise.mfcc, feeds fixed librosa MFCCs to the same encoder). Data (`data.s
           validation and test voices are disjoint
   PATH    a manifest TSV (path<TAB>transcript), a folder of them, or LibriSpeech-style
           *.trans.txt files; split at random into train / val / test
+  + data.real  real human voice acting from Debian game packages (e2e.tasks.speech.mix):
+          training corpora split by speaker, one whole corpus kept for test only
 Test sets are reported one by one (`test/<set>_wer`, `test/<set>_cer`): for synth, held-out
-voices' digits, letters and sentences; plus, when installed, the Asterisk prompts, a real
-human voice at 8 kHz (`data.asterisk`). Augmentation (e2e.tasks.speech.augment) runs on the
+voices' digits, letters and sentences; with data.real, held-out game speakers
+(`<corpus>_heldout`) and the unseen corpus (`drascula`); plus, when installed, the Asterisk
+prompts, a real human voice at 8 kHz (`data.asterisk`). Greedy decoding is the network's own
+answer; `_beam_` (training word list) and `_lm_` (+ word bigram LM of the training text) are
+the stepwise variants beside it. Augmentation (e2e.tasks.speech.augment) runs on the
 training batch, on the fly.
 """
 
@@ -149,17 +154,13 @@ class SpeechTask(Task):
             tests = {f"synth_{k}": read_manifest(folder / f"test_{k}.tsv") for k in kinds}
             origin = f"espeak-ng corpus {folder}"
         else:
+            from e2e.data.splits import split_indices
+
             items = read_corpus(d.source)
-            order = np.random.default_rng(d.split_seed).permutation(len(items))
-            n_test = max(1, round(d.test_fraction * len(items)))
-            n_val = max(1, round(d.val_fraction * len(items)))
-            if len(items) - n_test - n_val < 1:
-                raise E2EError(f"{d.source} has {len(items)} utterances: too few to split into "
-                               "train, validation and test")
-            pick = lambda idx: [items[i] for i in idx]  # noqa: E731
-            tests = {"test": pick(order[:n_test])}
-            val_items = pick(order[n_test:n_test + n_val])
-            train_items = pick(order[n_test + n_val:])
+            parts = split_indices(len(items), d.val_fraction, d.test_fraction, d.split_seed,
+                                  "utterances", str(d.source))
+            train_items, val_items, test_items = ([items[i] for i in p] for p in parts)
+            tests = {"test": test_items}
             origin = str(d.source)
         real_facts: dict[str, Any] = {}
         if d.real:

@@ -1,7 +1,17 @@
-"""The text model as two exportable graphs, and the exported pair assembled for decoding.
+"""The text model as exportable graphs, and the exported graphs assembled for decoding.
 
     encoder       src (B x S ids, <pad>-padded)                     -> memory (B x S x D)
     decoder_step  tokens (B x T prefix), memory, src (B x S ids)    -> logits (B x V)
+    memory_kv     memory                 -> cross_k, cross_v (L x B x H x S x D/H)[, copy_keys]
+    decoder_cached  token (B x 1), position (1,), self_k, self_v (L x B x H x T x D/H),
+                  cross_k, cross_v, memory, src[, copy_keys]
+                                         -> logits (B x V), self_k, self_v (T + 1 positions)
+
+`decoder_cached` is the key/value cache of PyTorch's own decoding, exported: each call reads
+one new token and the prefix's keys/values, and returns them grown by one position, so
+greedy and beam search on the exported graphs are linear in the output length, as in
+PyTorch. The first step passes T = 0 (empty keys/values). `decoder_step`, the cache-free
+step, stays as a check and for callers that want a single stateless graph.
 
 The decoder step takes the source ids rather than a mask: the padding mask is computed
 from them, and a model with a copy head (model.copy) copies from them.
@@ -35,6 +45,71 @@ class EncoderGraph(nn.Module):
 
     def forward(self, src: torch.Tensor) -> torch.Tensor:
         return self.model.encode(src).memory
+
+
+class MemoryGraph(nn.Module):
+    """The encoder output projected for every decoder layer's cross-attention (and copying)."""
+
+    def __init__(self, model: Seq2SeqTransformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, memory: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        state = self.model.project_memory(DecoderState(memory, memory[:, None, None, :, 0], []))
+        k = torch.stack([k for k, _ in state.memory_kv])
+        v = torch.stack([v for _, v in state.memory_kv])
+        return (k, v) if state.copy_keys is None else (k, v, state.copy_keys)
+
+
+class CachedStepGraph(nn.Module):
+    """One new token, given the prefix's self-attention keys/values; returns them grown."""
+
+    def __init__(self, model: Seq2SeqTransformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, token: torch.Tensor, position: torch.Tensor, self_k: torch.Tensor,
+                self_v: torch.Tensor, cross_k: torch.Tensor, cross_v: torch.Tensor,
+                memory: torch.Tensor, src: torch.Tensor,
+                copy_keys: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        layers = range(len(self.model.decoder))
+        state = DecoderState(memory, (src != PAD_ID)[:, None, None, :],
+                             [(cross_k[i], cross_v[i]) for i in layers],
+                             [{"k": self_k[i], "v": self_v[i]} for i in layers],
+                             position, src, copy_keys)
+        logits = self.model.decode(token, state, cache=True)[:, -1]
+        return (logits, torch.stack([c["k"] for c in state.self_kv]),
+                torch.stack([c["v"] for c in state.self_kv]))
+
+
+def cached_state(model: Seq2SeqTransformer, src: torch.Tensor, prefix: torch.Tensor
+                 ) -> DecoderState:
+    """PyTorch's own cached state after decoding `prefix` (B x T, T >= 0) for `src`."""
+    with torch.no_grad():
+        state = model.encode(src)
+        state.self_kv = [{} for _ in model.decoder]
+        for t in range(prefix.shape[1]):
+            model.decode(prefix[:, t:t + 1], state, cache=True)
+    return state
+
+
+def cached_inputs(model: Seq2SeqTransformer, src: torch.Tensor, prefix: torch.Tensor,
+                  token: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The decoder_cached graph's inputs for the step after `prefix` (what decoding feeds)."""
+    state = cached_state(model, src, prefix)
+    layer = model.decoder[0].self_attn
+    b, heads, width = len(src), layer.heads, state.memory.shape[-1] // layer.heads
+    empty = state.memory.new_zeros(len(model.decoder), b, heads, 0, width)
+    self_k = torch.stack([c["k"] for c in state.self_kv]) if prefix.shape[1] else empty
+    self_v = torch.stack([c["v"] for c in state.self_kv]) if prefix.shape[1] else empty
+    inputs = {"token": token, "position": torch.tensor([prefix.shape[1]]),
+              "self_k": self_k, "self_v": self_v,
+              "cross_k": torch.stack([k for k, _ in state.memory_kv]),
+              "cross_v": torch.stack([v for _, v in state.memory_kv]),
+              "memory": state.memory, "src": src}
+    if state.copy_keys is not None:
+        inputs["copy_keys"] = state.copy_keys
+    return inputs
 
 
 class DecoderStepGraph(nn.Module):

@@ -130,7 +130,7 @@ class DecoderState:
     src_mask: torch.Tensor  # B x 1 x 1 x S, True where the source is a real token
     memory_kv: list[tuple[torch.Tensor, torch.Tensor]]  # per decoder layer
     self_kv: list[dict] = field(default_factory=list)  # per decoder layer: growing k, v
-    step: int = 0
+    step: int | torch.Tensor = 0  # target positions already decoded (cached decoding)
     src: torch.Tensor | None = None  # B x S source ids (what the copy head copies)
     copy_keys: torch.Tensor | None = None  # B x S x D, the copy attention's keys
 
@@ -170,8 +170,12 @@ class Seq2SeqTransformer(nn.Module):
         self.encoder_norm, self.decoder_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.copy = CopyHead(d_model) if copy else None
 
-    def embed_at(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        pos = self.positions[offset:offset + ids.shape[1]]
+    def embed_at(self, ids: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
+        if isinstance(offset, torch.Tensor):  # an exported cached step: the offset is an input
+            steps = torch.arange(ids.shape[1], device=ids.device)
+            pos = self.positions.index_select(0, offset.reshape(1) + steps)
+        else:
+            pos = self.positions[offset:offset + ids.shape[1]]
         return self.drop(self.embed(ids) * self.scale + pos)
 
     def encode(self, src: torch.Tensor) -> DecoderState:

@@ -15,8 +15,8 @@ source<TAB>target lines.
 
 from __future__ import annotations
 
+import dataclasses
 import random
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from e2e.config import Config, TrainConfig
+from e2e.data.gettext_catalogs import placeholder_kept
 from e2e.engine.progress import track
 from e2e.errors import E2EError
 from e2e.tasks.base import Split, Splits, Task
@@ -36,17 +37,23 @@ from e2e.tasks.text.decode import generate
 from e2e.tasks.text.model import Seq2SeqTransformer
 from e2e.tasks.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, decode, encode, load_bpe, train_bpe
 
-SOURCES = ("bible-en-es", "debian-descriptions")
+SOURCES = ("bible-en-es", "debian-descriptions", "messages-en-es")
 
 
 @dataclass
 class TextData:
-    source: str = "bible-en-es"  # bible-en-es | debian-descriptions | PATH to a TSV file
+    # bible-en-es | debian-descriptions | messages-en-es | PATH to a TSV file; corpora joined
+    # by "+" (bible-en-es+messages-en-es) train on all of them and test on each's test split.
+    source: str = "bible-en-es"
     # Bible: whole books held out (OSIS names), so no test verse is ever seen in training.
     val_books: tuple[str, ...] = ("Obad", "Hag", "Col", "Titus", "Phlm", "Jude")
     test_books: tuple[str, ...] = ("Ruth", "Jonah", "Mark", "Phil", "Jas")
-    val_percent: float = 2.0  # debian-descriptions and TSV: held-out shares
-    test_percent: float = 3.0
+    # messages-en-es (gettext catalogs): whole Debian packages held out.
+    val_packages: tuple[str, ...] = ("make", "man-db")
+    test_packages: tuple[str, ...] = ("wget", "tar", "sed", "grep", "findutils", "diffutils",
+                                      "xz-utils", "psmisc", "adduser")
+    val_fraction: float = 0.02  # debian-descriptions and TSV: held-out shares
+    test_fraction: float = 0.03
     split_seed: int = 0  # TSV only: which lines are held out
     vocab_size: int = 8000  # joint source+target byte-level BPE
     max_source_tokens: int = 128  # longer inputs are truncated (with a warning at predict)
@@ -56,7 +63,7 @@ class TextData:
     test_limit: int = 0  # evaluate on only the first N test pairs (quick checks); 0 = all
 
     RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
-        "val_percent": "(0, 100)", "test_percent": "(0, 100)", "split_seed": "[0, inf)",
+        "val_fraction": "(0, 1)", "test_fraction": "(0, 1)", "split_seed": "[0, inf)",
         "vocab_size": "[1, inf)", "max_source_tokens": "[1, inf)",
         "max_target_tokens": "[1, inf)", "val_decode": "[0, inf)", "limit": "[0, inf)",
         "test_limit": "[0, inf)"}
@@ -135,13 +142,20 @@ class TextTask(Task):
     # ---- data ----
     def build_data(self, cfg: Config) -> Splits:
         d: TextData = cfg.data
-        train, val, test, origin = read_pairs(d)
-        train = train[:d.limit or None]
-        test = test[:d.test_limit or None]
+        corpora = read_corpora(d)
+        train = [pair for _, part, _, _ in corpora for pair in part][:d.limit or None]
+        val = [pair for _, _, part, _ in corpora for pair in part]
+        tests = [(name, part[:d.test_limit or None]) for name, _, _, part in corpora]
+        test = [pair for _, part in tests for pair in part]
+        origin = d.source if len(corpora) > 1 else corpora[0][0]
         if self.tok is None:  # a fresh run learns its vocabulary; a loaded run keeps its own
             self.tok = train_bpe((s for pair in train for s in pair), d.vocab_size)
         splits = [TextPairs([s for s, _ in part], [t for _, t in part], self.tok, d, role)
                   for part, role in ((train, "train"), (val, "val"), (test, "test"))]
+        if len(tests) > 1:  # several corpora: the test split is scored on each one too
+            ends = torch.tensor([len(part) for _, part in tests]).cumsum(0).tolist()
+            splits[2].parts = {name: (end - len(part), end)
+                               for (name, part), end in zip(tests, ends)}
         cut = sum(len(s) >= d.max_source_tokens for s in splits[0].src)
         if cut:
             print(f"text: {cut} of {len(train)} training sources were longer than "
@@ -202,12 +216,21 @@ class TextTask(Task):
             batch = {k: v.to(device) for k, v in batch.items()}
             loss_sum += float(self.loss(model, batch, smoothing=0.0)) * n
             tokens += n
-        # Validation decodes a fixed sample greedily; the test split is decoded in full.
+        # Validation decodes a fixed sample, spread over the split (every corpus of a mix),
+        # greedily; the test split is decoded in full.
         n = min(len(split), cfg.data.val_decode) if split.role == "val" else len(split)
+        picks = [i * len(split) // n for i in range(n)]
         beam = 1 if split.role == "val" else cfg.model.beam
-        hyps = self.translate_ids(model, split.src[:n], beam)
-        scores = metrics.score(hyps, split.targets[:n])
+        hyps = self.translate_ids(model, [split.src[i] for i in picks], beam)
+        refs, srcs = [split.targets[i] for i in picks], [split.sources[i] for i in picks]
+        scores = metrics.score(hyps, refs)
         self.signature = scores.pop("signature")
+        for name, (a, b) in getattr(split, "parts", {}).items():  # picks == all, in order
+            part = metrics.score(hyps[a:b], refs[a:b])
+            scores.update({f"bleu:{name}": part["bleu"], f"chrf:{name}": part["chrf"]})
+        kept, total = placeholder_kept(srcs, hyps)
+        if total:  # software messages: how many outputs keep their %s, {0}, ... intact
+            scores["placeholders"] = 100 * kept / total
         return {**scores, "loss": loss_sum / max(tokens, 1)}
 
     def predict(self, model: nn.Module, raw: Any, info: dict[str, Any], beam: int | None = None,
@@ -284,8 +307,25 @@ class TextTask(Task):
         return "\n".join(rows)
 
 
+def read_corpora(d: TextData) -> list[tuple[str, list, list, list]]:
+    """(name, train, val, test) of each corpus in `data.source` (several joined by "+")."""
+    names = d.source.split("+")
+    if len(names) > 1 and all(s in SOURCES for s in names):
+        return [(s, *read_pairs(dataclasses.replace(d, source=s))[:3]) for s in names]
+    train, val, test, origin = read_pairs(d)
+    return [(origin, train, val, test)]
+
+
 def read_pairs(d: TextData) -> tuple[list, list, list, str]:
     """(train, val, test) lists of (source, target) strings, and where they came from."""
+    if "+" in d.source and all(s in SOURCES for s in d.source.split("+")):
+        parts = read_corpora(d)
+        return (*([pair for part in parts for pair in part[i]] for i in (1, 2, 3)), d.source)
+    if d.source == "messages-en-es":
+        from e2e.data.gettext_catalogs import read_messages, split_by_package
+
+        parts = split_by_package(read_messages(), list(d.val_packages), list(d.test_packages))
+        return (*([(m.source, m.target) for m in part] for part in parts), "messages-en-es")
     if d.source == "bible-en-es":
         from e2e.data.bible import read_bible, split_by_book
 
@@ -294,28 +334,17 @@ def read_pairs(d: TextData) -> tuple[list, list, list, str]:
     if d.source == "debian-descriptions":
         from e2e.data.debian_descriptions import read_descriptions, split_by_stem
 
-        parts = split_by_stem(read_descriptions(), d.val_percent, d.test_percent)
+        parts = split_by_stem(read_descriptions(), d.val_fraction, d.test_fraction)
         return (*([(x.long, x.summary) for x in part] for part in parts), "debian-descriptions")
     path = Path(d.source).expanduser()
     if not path.exists():
         raise E2EError(f"data.source '{d.source}' is neither a known corpus "
                        f"({', '.join(SOURCES)}) nor an existing TSV file")
+    from e2e.data.splits import split_indices
     from e2e.data.tsv import read_pairs_tsv
 
     pairs = read_pairs_tsv(path)
-    order = list(range(len(pairs)))
-    random.Random(d.split_seed).shuffle(order)
-    n_test = max(1, round(d.test_percent / 100 * len(pairs)))
-    n_val = max(1, round(d.val_percent / 100 * len(pairs)))
-    if len(pairs) - n_test - n_val < 1:
-        raise E2EError(f"{path} has only {len(pairs)} pairs: too few to split into train, "
-                       "validation and test")
-    test = [pairs[i] for i in sorted(order[:n_test])]
-    val = [pairs[i] for i in sorted(order[n_test:n_test + n_val])]
-    train = [pairs[i] for i in sorted(order[n_test + n_val:])]
+    parts = split_indices(len(pairs), d.val_fraction, d.test_fraction, d.split_seed, "pairs",
+                          str(path))
+    train, val, test = ([pairs[i] for i in p] for p in parts)
     return train, val, test, str(path)
-
-
-def read_lines(stream=None) -> list[str]:
-    """Inputs for `e2e translate` / `e2e summarize` from stdin, one per line."""
-    return [line.rstrip("\n") for line in (stream or sys.stdin)]

@@ -25,6 +25,7 @@ from e2e.config import Config, TrainConfig
 from e2e.data.idx import load_idx_dataset
 from e2e.data.images import ImageFolderDataset, load_image, split_image_folder
 from e2e.data.sources import IMAGE_SOURCES
+from e2e.data.splits import split_indices
 from e2e.engine.batching import TensorData, eval_batches
 from e2e.errors import E2EError
 from e2e.tasks.base import ExportSpec, Split, Splits, Task
@@ -43,6 +44,9 @@ class VisionData:
     skip_bad: bool = False  # folders: skip unreadable images (and count them) instead of failing
     crop_pad: int = 2  # random-crop augmentation: pad by this many pixels; 0 = off
     flip: str = "auto"  # mirror augmentation: auto (when the source allows it) | yes | no
+    # Keep the whole dataset, as one uint8 tensor, on the training device (a GPU): batches are
+    # then sliced there, with no host-to-device copy per step. In-memory sources only.
+    resident: bool = False
 
     RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
         "val_fraction": "(0, 1)", "test_fraction": "(0, 1)", "split_seed": "[0, inf)",
@@ -89,7 +93,7 @@ class VisionTask(Task):
             classes, flip, origin = src.classes, src.flip, d.source
             train, test = _tensor_split(train_x, train_y), _tensor_split(test_x, test_y)
         elif d.source == "digits":
-            train, test, classes = _digits(d.test_fraction, g)
+            train, test, classes = _digits(d.test_fraction, d.split_seed)
             flip, origin = False, "scikit-learn digits"
         else:
             path = Path(d.source).expanduser()
@@ -104,9 +108,15 @@ class VisionTask(Task):
                 train, test = _tensor_split(train_x, train_y), _tensor_split(test_x, test_y)
             else:
                 return self._folder_splits(cfg, path, g)
-        train, val = _hold_out(train, d.val_fraction, g)
+        train, val = _hold_out(train, d.val_fraction, d.split_seed)
         if d.limit:
             train = train.subset(torch.arange(min(d.limit, len(train))))
+        if d.resident:
+            from e2e.engine.trainer import resolve_device
+
+            device = resolve_device(cfg.train.device)
+            train, val, test = (TensorData(**{k: v.to(device) for k, v in s.tensors.items()})
+                                for s in (train, val, test))
         x = train.tensors["x"].float() / 255
         info = {"classes": classes, "channels": x.shape[1], "size": list(x.shape[2:]),
                 "mean": x.mean(dim=(0, 2, 3)).tolist(),
@@ -116,11 +126,14 @@ class VisionTask(Task):
 
     def _folder_splits(self, cfg: Config, path: Path, g: torch.Generator) -> Splits:
         d: VisionData = cfg.data
+        if d.resident:
+            raise E2EError(f"data.resident=true needs an in-memory source; {path} is a folder "
+                           "of image files, read as they are needed: set data.resident=false")
         if d.channels not in (1, 3):
             raise E2EError(f"data.channels must be 1 or 3, got {d.channels}")
         # class folders, or train/ val/ test/ folders of class folders (torchvision's layout)
         parts, classes, skipped = split_image_folder(path, d.skip_bad, d.val_fraction,
-                                                     d.test_fraction, g)
+                                                     d.test_fraction, d.split_seed)
         if skipped:
             print(f"skipped {len(skipped)} unreadable file(s) in {path}, e.g. {skipped[0]}")
 
@@ -253,21 +266,19 @@ def _tensor_split(images: torch.Tensor, labels: torch.Tensor) -> TensorData:
     return TensorData(x=images.unsqueeze(1) if images.dim() == 3 else images, y=labels)
 
 
-def _hold_out(data: TensorData, fraction: float, g: torch.Generator) -> tuple[TensorData, ...]:
-    order = torch.randperm(len(data), generator=g)
-    n = max(1, round(fraction * len(data)))
-    return data.subset(order[n:].sort().values), data.subset(order[:n].sort().values)
+def _hold_out(data: TensorData, fraction: float, seed: int) -> tuple[TensorData, ...]:
+    train, val, _ = split_indices(len(data), fraction, 0, seed, "images")
+    return data.subset(torch.tensor(train)), data.subset(torch.tensor(val))
 
 
-def _digits(test_fraction: float, g: torch.Generator) -> tuple[TensorData, TensorData, list]:
+def _digits(test_fraction: float, seed: int) -> tuple[TensorData, TensorData, list]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     x = torch.from_numpy(digits.images * (255 / 16)).round().to(torch.uint8).unsqueeze(1)
     y = torch.from_numpy(digits.target).long()
-    order = torch.randperm(len(y), generator=g)
-    n_test = round(test_fraction * len(y))
-    test, train = order[:n_test].sort().values, order[n_test:].sort().values
+    train, _, test = split_indices(len(y), 0, test_fraction, seed, "images")
+    train, test = torch.tensor(train), torch.tensor(test)
     return TensorData(x=x[train], y=y[train]), TensorData(x=x[test], y=y[test]), \
         [str(i) for i in range(10)]
 
