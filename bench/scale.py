@@ -129,7 +129,6 @@ def latency_cases(app: str, specs: dict, info: dict) -> list[tuple[str, str, dic
                                                        "lengths": torch.tensor([wave.shape[1]])})]
     if app == "text":
         from e2e.tasks.text.export import random_ids
-        from e2e.tasks.text.tokenizer import PAD_ID
 
         src = random_ids(g, info["vocab"], [32])
         with torch.no_grad():
@@ -137,7 +136,7 @@ def latency_cases(app: str, specs: dict, info: dict) -> list[tuple[str, str, dic
         tokens = random_ids(g, info["vocab"], [16])
         return [("encoder", "32 source tokens", {"src": src}),
                 ("decoder_step", "16-token prefix, 32 source tokens",
-                 {"tokens": tokens, "memory": memory, "src_mask": src != PAD_ID})]
+                 {"tokens": tokens, "memory": memory, "src": src})]
     (name, spec), = specs.items()
     cases = []
     for batch in (1, 64) if app == "vision" else (1,):

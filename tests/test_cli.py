@@ -2,7 +2,10 @@
 
 import json
 
+import numpy as np
+import pytest
 from conftest import run_cli
+from PIL import Image
 from test_vision import make_image_folder
 
 
@@ -62,3 +65,81 @@ def test_predict_on_missing_or_bad_image(tmp_path):
     assert proc.returncode == 1 and "bad.png" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("evaluate", str(tmp_path), check=False)
     assert proc.returncode == 1 and "not a run directory" in proc.stderr
+
+
+# ---- every command on every run: the run's application is checked, predict works for all ----
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    from e2e.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def fresh_runs(tmp_path_factory):
+    """Runs of two applications with freshly initialised default models: what a command does
+    with a run of the wrong application does not depend on training."""
+    from e2e.data.audio import VOCAB
+    from e2e.export import init_run
+
+    root = tmp_path_factory.mktemp("runs")
+    vision = init_run("vision", {"classes": [str(i) for i in range(10)], "channels": 1,
+                                 "size": [28, 28], "mean": [0.3], "std": [0.3], "flip": False,
+                                 "source": "test"}, root / "vision")
+    speech = init_run("speech", {"vocab": list(VOCAB)}, root / "speech")
+    return {"vision": vision, "speech": speech, "root": root}
+
+
+def test_a_command_for_another_application_says_so(fresh_runs, capsys):
+    png = fresh_runs["root"] / "x.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(png)
+    for command, needs in ((["transcribe", str(fresh_runs["vision"]), str(png)], "speech"),
+                           (["translate", str(fresh_runs["speech"]), "hello"], "text"),
+                           (["drive", str(fresh_runs["speech"]), "--seeds", "1000"], "driving")):
+        code, _, err = cli(capsys, *command)
+        assert code == 1, command
+        assert f"needs a run of the {needs} application" in err and "Traceback" not in err
+
+
+def test_predict_answers_for_a_speech_run(fresh_runs, capsys):
+    import soundfile
+
+    wav = fresh_runs["root"] / "a.wav"
+    soundfile.write(wav, 0.1 * np.sin(np.arange(16000) / 5).astype(np.float32), 16000)
+    code, out, err = cli(capsys, "predict", str(fresh_runs["speech"]), str(wav))
+    assert code == 0, err
+    assert out.startswith(f"{wav}: ")  # an untrained model's transcript: any text, no traceback
+    code, out, _ = cli(capsys, "predict", str(fresh_runs["speech"]), str(wav), "--json")
+    answer = json.loads(out)[0]
+    assert answer["input"] == str(wav) and {"text", "seconds", "rtf"} <= set(answer)
+    assert answer["seconds"] == pytest.approx(1.0)
+
+
+def test_version_bare_command_did_you_mean_and_exit_codes(capsys):
+    from e2e.cli import main
+
+    with pytest.raises(SystemExit) as version:
+        main(["--version"])
+    assert version.value.code == 0 and capsys.readouterr().out.startswith("e2e ")
+    code, out, _ = cli(capsys)  # a bare `e2e` shows what it can do
+    assert code == 0 and "train" in out and "transcribe" in out and "COMMAND" in out
+    with pytest.raises(SystemExit) as usage:  # a wrong command line: exit 2, did you mean
+        main(["trian", "vision"])
+    assert usage.value.code == 2 and "did you mean 'train'" in capsys.readouterr().err
+    code, _, err = cli(capsys, "train", "visoin")  # a command that ran and failed: exit 1
+    assert code == 1 and "did you mean 'vision'" in err
+
+
+def test_config_prints_the_applications_own_defaults(capsys):
+    import yaml
+
+    from e2e.tasks import default_config
+
+    for app in ("vision", "driving"):
+        code, out, _ = cli(capsys, "config", app)
+        assert code == 0
+        printed = yaml.safe_load(out)
+        assert printed["train"]["epochs"] == default_config(app).train.epochs
+        assert printed["train"]["monitor"] == default_config(app).train.monitor

@@ -127,3 +127,9 @@ def test_valid_keys_show_the_tasks_defaults_and_a_suggestion():
         load_config(None, "vision", ["lr=1e-3"])
     with pytest.raises(E2EError, match="Did you mean train.lr"):
         load_config(None, "vision", ["optim.lr=1e-3"])
+
+
+def test_words_are_checked_against_their_choices():
+    with pytest.raises(E2EError, match="train.schedule must be one of onecycle, cosine, "
+                                       "constant, got 'cosin'; did you mean cosine"):
+        load_config(None, "vision", ["train.schedule=cosin"])

@@ -303,8 +303,15 @@ def test_writer_refuses_while_held(tmp_path):
         with pytest.raises(E2EError, match=f"process {os.getpid()} is training it"):
             with RunDir(tmp_path / "r").writer(resume=True):
                 pass
-    with run.writer(resume=True):  # released: free again
-        pass
+    (run.path / "checkpoints").mkdir()
+    leftovers = [run.path / "checkpoints/.last.pt.a1b2c3.tmp",
+                 run.path / ".model.safetensors.x.tmp"]
+    for p in leftovers:
+        p.write_bytes(b"half written")
+    (run.path / "checkpoints/keep.pt").write_bytes(b"not a temporary file")
+    with run.writer(resume=True):  # released: free again, and the leftovers are gone
+        assert not any(p.exists() for p in leftovers)
+        assert (run.path / "checkpoints/keep.pt").exists()
 
 
 # ---- 7. temporary files, umask, --resume --set ----------------------------------------------

@@ -354,3 +354,37 @@ def test_a_mix_of_corpora_trains_on_both_and_is_scored_on_each():
         scores = task.evaluate(model, splits.test, cfg)
     assert {"bleu:bible-en-es", "chrf:messages-en-es", "placeholders"} <= set(scores)
     assert 0 <= scores["placeholders"] <= 100
+
+
+def test_exported_decoder_keeps_a_key_value_cache(copy_run):
+    """The exported cached step decodes exactly like the exported cache-free step."""
+    from e2e.export import ExportedPredictor, export_run
+    from e2e.tasks.text.task import pad
+
+    run = copy_run[0]
+    graphs = export_run(run, ["onnx"], quiet=True)["graphs"]
+    assert {"memory_kv", "decoder_cached"} <= set(graphs)
+    assert graphs["decoder_cached"]["outputs"] == ["logits", "next_k", "next_v"]
+    exported = ExportedPredictor(run, "onnx").model
+    assert exported.cached
+    test = e2e.load(run).task.build_data(e2e.load(run).cfg).test
+    src = pad(test.src[:6])
+    for beam in (1, 3):
+        cached = generate(exported, src, beam=beam, cache=True)
+        assert cached == generate(exported, src, beam=beam, cache=False)
+        assert sum(map(len, cached)) > 2 * len(cached)
+
+
+def test_spanish_descriptions_join_the_english_on_description_md5(monkeypatch, tmp_path):
+    from e2e.data.debian_descriptions import translated_pairs
+
+    lists = tmp_path / "lists"
+    monkeypatch.setenv("E2E_APT_LISTS", str(lists))
+    monkeypatch.setenv("E2E_DATA", str(tmp_path / "e2e-data"))
+    write_translation(lists, "bookworm", [
+        ("foo", "file tool", "Foo opens files.\n .\n It is fast."), ("bar", "bar tool", "Bar.")])
+    write_translation(lists, "bookworm", [("foo", "herramienta de ficheros",
+                                           "Foo abre ficheros.\n .\n Es rápido.")], lang="es")
+    assert translated_pairs("es") == [("foo", "file tool", "herramienta de ficheros"),
+                                      ("foo", "Foo opens files.", "Foo abre ficheros."),
+                                      ("foo", "It is fast.", "Es rápido.")]

@@ -182,12 +182,16 @@ def test_fast_recipe_is_a_fraction_of_the_accurate_ones_flops():
 
 def test_stem_pool_counts_in_the_size_check():
     cfg = default_config("vision")
-    cfg.model.widths = (8, 16, 32, 64)
-    info = {**FMNIST_INFO, "size": [8, 8]}
+    cfg.model.widths = (8, 16, 32, 64, 64)
+    info = {**FMNIST_INFO, "size": [16, 16]}
     with pytest.raises(E2EError, match="model.stem_pool=false"):
         VisionTask().build_model(cfg, info)
     cfg.model.stem_pool = False
     VisionTask().build_model(cfg, info)
+    # 8x8 digits keep every pixel: the stem pools only images of 16 px and more
+    cfg.model.widths, cfg.model.stem_pool = (8, 16, 32, 64), True
+    model = VisionTask().build_model(cfg, {**FMNIST_INFO, "size": [8, 8]})
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.stem)
 
 
 def test_resident_data_sits_on_the_training_device_and_trains(tmp_path):

@@ -11,7 +11,8 @@ its ranges in a class-level table in interval notation, next to its fields:
     RANGES: ClassVar[dict[str, str]] = {"epochs": "[1, inf)", "dropout": "[0, 1)"}
 
 "[1, inf)" means 1 or more, "(0, 1)" strictly between 0 and 1. A range applies to each item
-of a tuple or list. NaN and infinities are refused everywhere.
+of a tuple or list. NaN and infinities are refused everywhere. A setting that takes one of a
+few words lists them the same way: `CHOICES: ClassVar = {"mode": ("max", "min")}`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ class TrainConfig:
         "eval_every": "[0, inf)", "checkpoint_every": "[0, inf)", "patience": "[0, inf)",
         "log_every": "[1, inf)", "num_workers": "[0, inf)", "time_limit": "[0, inf)",
         "ema": "[0, 1)"}
+    # settings that take one of a few words, checked like the ranges (before anything runs)
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "optimizer": ("adamw", "sgd"), "schedule": ("onecycle", "cosine", "constant"),
+        "precision": ("auto", "fp32", "bf16"), "mode": ("max", "min")}
 
 
 SECTIONS = ("train", "data", "model")
@@ -226,6 +231,12 @@ class Interval:
 
 
 def _check_range(obj: Any, section: str, name: str, value: Any, source: str) -> None:
+    where = f"{source}: " if source else ""
+    choices = getattr(type(obj), "CHOICES", {}).get(name)
+    if choices and value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        raise E2EError(f"{where}{section}.{name} must be one of {', '.join(choices)}, got "
+                       f"{value!r}" + (f"; did you mean {close[0]}?" if close else ""))
     text = getattr(type(obj), "RANGES", {}).get(name)
     interval = Interval.parse(text) if text else Interval(-math.inf, math.inf, False, False,
                                                           "(-inf, inf)")
@@ -233,7 +244,6 @@ def _check_range(obj: Any, section: str, name: str, value: Any, source: str) -> 
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
         if v not in interval:
-            where = f"{source}: " if source else ""
             raise E2EError(f"{where}{section}.{name} must be {interval.words()}, got {value!r} "
                            f"(allowed range {interval.text}); fix it in the config file or "
                            f"with --set {section}.{name}=VALUE")

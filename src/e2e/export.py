@@ -30,7 +30,8 @@ from torch import nn
 from e2e.errors import E2EError
 from e2e.tasks.base import ExportSpec
 
-FORMAT = 1  # manifest format; bump when the layout changes, older exports are refused
+FORMAT = 2  # manifest format; bump when the layout changes, older exports are refused
+# (2: the text decoder step reads source ids, not a mask; cached decoder graphs added)
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".ts"}
 OPSET = 17  # for the TorchScript-based exporter

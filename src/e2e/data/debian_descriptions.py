@@ -43,6 +43,7 @@ class Description:
     package: str
     summary: str
     long: str
+    md5: str = ""  # Description-md5: the same English text has the same key in every language
 
 
 def _translations(folder: Path, lang: str) -> list[Path]:
@@ -97,15 +98,17 @@ def _read_text(path: Path) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def parse_translation(text: str) -> list[Description]:
+def parse_translation(text: str, lang: str = "en") -> list[Description]:
     """Entries of one Translation file (deb822 stanzas)."""
     out = []
     for stanza in text.split("\n\n"):
-        package, lines, in_description = "", [], False
+        package, md5, lines, in_description = "", "", [], False
         for line in stanza.split("\n"):
             if line.startswith("Package:"):
                 package = line.split(":", 1)[1].strip()
-            elif line.startswith("Description-en:"):
+            elif line.startswith("Description-md5:"):
+                md5 = line.split(":", 1)[1].strip()
+            elif line.startswith(f"Description-{lang}:"):
                 lines, in_description = [line.split(":", 1)[1].strip()], True
             elif in_description and line.startswith(" "):
                 lines.append(line[1:])
@@ -114,7 +117,7 @@ def parse_translation(text: str) -> list[Description]:
         if package and len(lines) > 1:
             summary, long = lines[0], long_text(lines[1:])
             if summary and long:
-                out.append(Description(package, summary, long))
+                out.append(Description(package, summary, long, md5))
     return out
 
 
@@ -168,3 +171,33 @@ def split_by_stem(items: list[Description], val_fraction: float, test_fraction: 
         (test if bucket < test_fraction else val if bucket < test_fraction + val_fraction
          else train).append(d)
     return train, val, test
+
+
+def read_translated(lang: str = "es") -> list[tuple[Description, Description]]:
+    """(English, `lang`) pairs of the same descriptions, joined on Description-md5."""
+    install = f"sudo apt-get -o Acquire::Languages=en,{lang} update (then bash setup.sh)"
+    english = {d.md5: d for d in read_descriptions() if d.md5}
+    pairs, seen = [], set()
+    for path in translation_files(lang=lang, install=install):
+        try:
+            entries = parse_translation(_read_text(path), lang)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise E2EError(f"cannot read {path}: {e}; refresh it with {install}") from None
+        for d in entries:
+            if d.md5 in english and d.md5 not in seen:
+                seen.add(d.md5)
+                pairs.append((english[d.md5], d))
+    return pairs
+
+
+def translated_pairs(lang: str = "es", max_words: int = 60) -> list[tuple[str, str, str]]:
+    """(package, English, `lang`) sentence-level pairs of the translated descriptions: the
+    summaries, and the paragraphs where both sides have as many (and at most `max_words`)."""
+    out = []
+    for en, other in read_translated(lang):
+        out.append((en.package, en.summary, other.summary))
+        a, b = en.long.split("\n"), other.long.split("\n")
+        if len(a) == len(b):
+            out += [(en.package, x, y) for x, y in zip(a, b)
+                    if len(x.split()) <= max_words and len(y.split()) <= max_words]
+    return out

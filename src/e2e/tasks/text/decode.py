@@ -3,9 +3,9 @@
 Both decode a whole batch at once and stop when every sequence has produced </s>.
 Without the cache every step re-runs the decoder over the full prefix (and re-projects
 the encoder's keys/values): the same numbers, quadratic work. That uncached step is
-`prefix_logits`, the graph that `e2e export` writes; an exported model (see
+`prefix_logits`, one of the graphs that `e2e export` writes; an exported model (see
 `e2e.tasks.text.export.ExportedSeq2Seq`) decodes through these same functions, one
-onnxruntime call per step and no cache. Beam search keeps the
+onnxruntime call per step, with its exported key/value cache. Beam search keeps the
 raw log-probability to rank live hypotheses and picks the final one with the GNMT
 length penalty ((5 + length) / 6) ** alpha, so beam 1 is exactly greedy.
 """
@@ -40,7 +40,8 @@ def _step(model: Seq2SeqTransformer, tokens: torch.Tensor, state: DecoderState,
           cache: bool) -> torch.Tensor:
     """Log-probabilities of the next token, B x V."""
     if exported(model):
-        logits = model.prefix_logits(tokens, state)
+        logits = model.cached_logits(tokens[:, -1:], state) if cache else \
+            model.prefix_logits(tokens, state)
     elif cache:
         logits = model.decode(tokens[:, -1:], state, cache=True)[:, -1]
     else:
@@ -109,7 +110,8 @@ def beam_search(model: Seq2SeqTransformer, src: torch.Tensor, beam: int = 4,
 def generate(model: Seq2SeqTransformer, src: torch.Tensor, beam: int = 1,
              length_penalty: float = 0.6, max_len: int | None = None,
              cache: bool = True) -> list[list[int]]:
-    cache = cache and not exported(model)  # an exported step re-reads the whole prefix
+    # Exports made before the cached step existed re-read the whole prefix at every step.
+    cache = cache and (not exported(model) or model.cached)
     if beam <= 1:
         return greedy(model, src, max_len, cache)
     return beam_search(model, src, beam, length_penalty, max_len, cache)

@@ -4,7 +4,7 @@
     decoder_step  tokens (B x T prefix), memory, src (B x S ids)    -> logits (B x V)
     memory_kv     memory                 -> cross_k, cross_v (L x B x H x S x D/H)[, copy_keys]
     decoder_cached  token (B x 1), position (1,), self_k, self_v (L x B x H x T x D/H),
-                  cross_k, cross_v, memory, src[, copy_keys]
+                  cross_k, cross_v, src[, memory, copy_keys (with model.copy)]
                                          -> logits (B x V), self_k, self_v (T + 1 positions)
 
 `decoder_cached` is the key/value cache of PyTorch's own decoding, exported: each call reads
@@ -70,9 +70,10 @@ class CachedStepGraph(nn.Module):
 
     def forward(self, token: torch.Tensor, position: torch.Tensor, self_k: torch.Tensor,
                 self_v: torch.Tensor, cross_k: torch.Tensor, cross_v: torch.Tensor,
-                memory: torch.Tensor, src: torch.Tensor,
+                src: torch.Tensor, memory: torch.Tensor | None = None,
                 copy_keys: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         layers = range(len(self.model.decoder))
+        # Only the copy head reads the memory itself; without it the graph has no such input.
         state = DecoderState(memory, (src != PAD_ID)[:, None, None, :],
                              [(cross_k[i], cross_v[i]) for i in layers],
                              [{"k": self_k[i], "v": self_v[i]} for i in layers],
@@ -106,9 +107,9 @@ def cached_inputs(model: Seq2SeqTransformer, src: torch.Tensor, prefix: torch.Te
               "self_k": self_k, "self_v": self_v,
               "cross_k": torch.stack([k for k, _ in state.memory_kv]),
               "cross_v": torch.stack([v for _, v in state.memory_kv]),
-              "memory": state.memory, "src": src}
+              "src": src}
     if state.copy_keys is not None:
-        inputs["copy_keys"] = state.copy_keys
+        inputs.update(memory=state.memory, copy_keys=state.copy_keys)
     return inputs
 
 
@@ -162,18 +163,93 @@ def export_specs(model: Seq2SeqTransformer, info: dict[str, Any]) -> dict:
             {"tokens": {0: "batch", 1: "prefix"}, "memory": {0: "batch", 1: "source"},
              "src": {0: "batch", 1: "source"}, "logits": {0: "batch"}},
             random=random_step, from_batch=real_step),
+        **cached_specs(model, vocab),
+    }
+
+
+def cached_specs(model: Seq2SeqTransformer, vocab: int) -> dict:
+    """The graphs of cached decoding: memory_kv once per input, decoder_cached per token."""
+    from e2e.export import ExportSpec
+
+    memory_graph, cached = MemoryGraph(model).eval(), CachedStepGraph(model).eval()
+    copy = model.copy is not None
+
+    def memory_inputs(src: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {"memory": model.encode(src).memory}
+
+    def random_cached(g: torch.Generator) -> dict[str, torch.Tensor]:
+        src, length = random_ids(g, vocab, [9, 4, 7]), int(torch.randint(0, 4, (1,), generator=g))
+        prefix = torch.randint(FIRST_ID, vocab, (3, length), generator=g)
+        return cached_inputs(model, src, prefix, random_ids(g, vocab, [1, 1, 1]))
+
+    def real_cached(batch: dict) -> dict[str, torch.Tensor]:  # the step after a true prefix
+        tgt = batch["tgt"]
+        return cached_inputs(model, batch["src"], tgt[:, :-2], tgt[:, -2:-1])
+
+    example_src = random_ids(torch.Generator().manual_seed(0), vocab, [6, 3])
+    example = cached_inputs(model, example_src, torch.full((2, 2), FIRST_ID),
+                            torch.full((2, 1), FIRST_ID))
+    layers = {1: "batch", 3: "source"}
+    rows = {0: "batch", 1: "source"}
+    return {
+        "memory_kv": ExportSpec(
+            memory_graph, memory_inputs(example_src),
+            ["cross_k", "cross_v", *(["copy_keys"] if copy else [])],
+            {"memory": rows, "cross_k": layers, "cross_v": layers,
+             **({"copy_keys": rows} if copy else {})},
+            random=lambda g: memory_inputs(random_ids(g, vocab, [8, 3])),
+            from_batch=lambda batch: memory_inputs(batch["src"])),
+        "decoder_cached": ExportSpec(
+            cached, example, ["logits", "next_k", "next_v"],
+            {"token": {0: "batch"}, "self_k": {1: "batch", 3: "prefix"},
+             "self_v": {1: "batch", 3: "prefix"}, "cross_k": layers, "cross_v": layers,
+             "src": rows, **({"memory": rows, "copy_keys": rows} if copy else {}),
+             "logits": {0: "batch"}, "next_k": {1: "batch", 3: "next"},
+             "next_v": {1: "batch", 3: "next"}},
+            random=random_cached, from_batch=real_cached),
     }
 
 
 class ExportedSeq2Seq(nn.Module):
-    """The two exported graphs behind what `e2e.tasks.text.decode` needs from a model."""
+    """The exported graphs behind what `e2e.tasks.text.decode` needs from a model.
 
-    def __init__(self, encoder: nn.Module, decoder_step: nn.Module, max_len: int):
+    With `memory_kv` and `decoder_cached` (exports since the cache was added) decoding keeps
+    a key/value cache, as in PyTorch; without them every step re-reads the prefix.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder_step: nn.Module, max_len: int,
+                 memory_kv: nn.Module | None = None, decoder_cached: nn.Module | None = None):
         super().__init__()
         self.encoder, self.decoder_step, self.max_len = encoder, decoder_step, max_len
+        self.memory_kv, self.decoder_cached = memory_kv, decoder_cached
+        self.cached = memory_kv is not None and decoder_cached is not None
 
     def encode(self, src: torch.Tensor) -> DecoderState:
-        return DecoderState(self.encoder(src), (src != PAD_ID)[:, None, None, :], [], src=src)
+        state = DecoderState(self.encoder(src), (src != PAD_ID)[:, None, None, :], [], src=src)
+        if self.cached:
+            out = self.memory_kv(state.memory)
+            state.memory_kv = list(zip(out[0], out[1]))  # per layer: B x H x S x D/H
+            state.copy_keys = out[2] if len(out) > 2 else None
+        return state
 
     def prefix_logits(self, tokens: torch.Tensor, state: DecoderState) -> torch.Tensor:
         return self.decoder_step(tokens, state.memory, state.src)
+
+    def cached_logits(self, token: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        """Logits of the token after `token` (B x 1); grows the state's keys/values."""
+        if state.self_kv:
+            self_k = torch.stack([c["k"] for c in state.self_kv])
+            self_v = torch.stack([c["v"] for c in state.self_kv])
+        else:  # the first step: no prefix yet
+            k = state.memory_kv[0][0]
+            self_k = self_v = k.new_zeros(len(state.memory_kv), *k.shape[:2], 0, k.shape[3])
+        inputs = [token, torch.tensor([state.step]), self_k, self_v,
+                  torch.stack([k for k, _ in state.memory_kv]),
+                  torch.stack([v for _, v in state.memory_kv]), state.src]
+        if state.copy_keys is not None:
+            inputs += [state.memory, state.copy_keys]
+        logits, self_k, self_v = self.decoder_cached(*inputs)
+        state.self_kv = [{"k": k, "v": v} for k, v in zip(self_k, self_v)]
+        state.step += 1
+        return logits

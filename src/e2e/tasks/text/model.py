@@ -202,7 +202,7 @@ class Seq2SeqTransformer(nn.Module):
             y = layer(y, state.memory_kv[i], state.src_mask,
                       state.self_kv[i] if cache else None)
         if cache:
-            state.step += tgt.shape[1]
+            state.step = state.step + tgt.shape[1]  # not in place: an exported input
         h = self.decoder_norm(y)
         logits = F.linear(h, self.embed.weight)  # tied output layer
         if self.copy is None:

@@ -272,7 +272,8 @@ class TextTask(Task):
 
     # ---- export (e2e export / predict --backend onnx) and demo page (e2e serve) ----
     def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:
-        """Two graphs: the encoder and a cache-free decoder step (see e2e.tasks.text.export)."""
+        """The encoder, a cache-free decoder step, and the cached pair (memory_kv and
+        decoder_cached): see e2e.tasks.text.export."""
         from e2e.tasks.text.export import export_specs
 
         return export_specs(model, info)
@@ -282,7 +283,8 @@ class TextTask(Task):
         from e2e.tasks.text.export import ExportedSeq2Seq
 
         return ExportedSeq2Seq(modules["encoder"], modules["decoder_step"],
-                               self._cfg.model.max_len)
+                               self._cfg.model.max_len, modules.get("memory_kv"),
+                               modules.get("decoder_cached"))
 
     demo_input = "text"  # the demo page: type text, read the translation or summary
 
@@ -316,6 +318,21 @@ def read_corpora(d: TextData) -> list[tuple[str, list, list, list]]:
     return [(origin, train, val, test)]
 
 
+def description_pairs(d: TextData) -> list[tuple[str, str]]:
+    """Debian's Spanish package descriptions, for training only (none of the held-out
+    packages); skipped with a note where apt's Spanish lists were never fetched."""
+    from e2e.data.debian_descriptions import translated_pairs
+    from e2e.errors import DatasetMissing
+
+    try:
+        pairs = translated_pairs("es")
+    except DatasetMissing as e:
+        print(f"text: training without Debian's Spanish descriptions: {e}")
+        return []
+    held = {*d.val_packages, *d.test_packages}
+    return [(en, es) for package, en, es in pairs if package not in held]
+
+
 def read_pairs(d: TextData) -> tuple[list, list, list, str]:
     """(train, val, test) lists of (source, target) strings, and where they came from."""
     if "+" in d.source and all(s in SOURCES for s in d.source.split("+")):
@@ -324,8 +341,11 @@ def read_pairs(d: TextData) -> tuple[list, list, list, str]:
     if d.source == "messages-en-es":
         from e2e.data.gettext_catalogs import read_messages, split_by_package
 
-        parts = split_by_package(read_messages(), list(d.val_packages), list(d.test_packages))
-        return (*([(m.source, m.target) for m in part] for part in parts), "messages-en-es")
+        train, val, test = split_by_package(read_messages(), list(d.val_packages),
+                                            list(d.test_packages))
+        return ([(m.source, m.target) for m in train] + description_pairs(d),
+                [(m.source, m.target) for m in val], [(m.source, m.target) for m in test],
+                "messages-en-es")
     if d.source == "bible-en-es":
         from e2e.data.bible import read_bible, split_by_book
 
