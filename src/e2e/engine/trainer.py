@@ -13,6 +13,7 @@ The loop knows nothing about pixels, audio or text: that is the task's business.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import math
@@ -85,6 +86,23 @@ def cpu_has_amx() -> bool:
         return False
 
 
+def keep_freed_memory() -> None:
+    """Stop glibc from handing each step's freed activations back to the OS.
+
+    By default big blocks are mmap-ed and unmapped (and the heap trimmed) as soon as they are
+    freed, so every training step page-faults its activations in again: measured on the
+    vision model on one thread, 20-25% of the step's CPU time went to the kernel; with this,
+    under 1%. Freed memory stays in the process for the next step. No-op without glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 * 2**20)  # glibc's largest allowed on 64-bit
+    libc.mallopt(m_trim_threshold, 2**30)
+
+
 def seed_everything(seed: int) -> None:
     import random
 
@@ -120,6 +138,7 @@ def _fit(task, cfg: Config, run: RunDir, resume: bool, quiet: bool) -> dict:
     check_logger(tc.logger)  # before any data is built: tensorboard missing, or a typo
 
     seed_everything(tc.seed)
+    keep_freed_memory()
     splits = task.build_data(cfg)
     task.setup(cfg, splits.info)
     model = task.build_model(cfg, splits.info).to(device)

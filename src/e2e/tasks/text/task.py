@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -341,7 +342,11 @@ def read_pairs(d: TextData) -> tuple[list, list, list, str]:
     if d.source == "messages-en-es":
         from e2e.data.gettext_catalogs import read_messages, split_by_package
 
-        train, val, test = split_by_package(read_messages(), list(d.val_packages),
+        dropped = Counter()
+        messages = read_messages(counts=dropped)
+        print(f"text: {len(messages):,} message pairs from the gettext catalogs; dropped: "
+              + ", ".join(f"{n:,} {why}" for why, n in sorted(dropped.items())))
+        train, val, test = split_by_package(messages, list(d.val_packages),
                                             list(d.test_packages))
         return ([(m.source, m.target) for m in train] + description_pairs(d),
                 [(m.source, m.target) for m in val], [(m.source, m.target) for m in test],
