@@ -122,7 +122,7 @@ def test_valid_keys_show_the_tasks_defaults_and_a_suggestion():
         load_config(None, "vision", ["train.epoch=3"])
     text = str(err.value)
     assert "Did you mean train.epochs?" in text.splitlines()[0]
-    assert "train.epochs (int, default 20, range [1, inf))" in text  # vision's, not 10
+    assert "train.epochs (int, default 18, range [1, inf))" in text  # vision's, not 10
     with pytest.raises(E2EError, match="Did you mean train.lr"):
         load_config(None, "vision", ["lr=1e-3"])
     with pytest.raises(E2EError, match="Did you mean train.lr"):

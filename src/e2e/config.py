@@ -92,7 +92,7 @@ class Config:
     data: Any = None  # the task's data config dataclass
     model: Any = None  # the task's model config dataclass
     # The task's defaults this config started from, kept by `merge` (never saved): the list
-    # of valid keys shows them, not the dataclasses' own (vision trains 20 epochs, not 10).
+    # of valid keys shows them, not the dataclasses' own (vision trains 18 epochs, not 10).
     _defaults: ClassVar[Config | None] = None
 
     def to_dict(self) -> dict:
