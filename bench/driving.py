@@ -1,6 +1,6 @@
 """Driving benchmark: every driver on the same 100 unseen tracks.
 
-    flock /tmp/e2e-cpu.lock .venv/bin/python bench/driving.py     # writes bench/RESULTS.md
+    .venv/bin/python bench/driving.py     # both cores; writes bench/RESULTS.md
 
 In one process, on this machine's CPU, wall clock, recording included:
   1. the expert drives the training tracks and is recorded (`e2e data driving`, in parallel
@@ -12,7 +12,7 @@ In one process, on this machine's CPU, wall clock, recording included:
      validation tracks (500-509); the engine's final test evaluation of every round drives
      the test tracks
   3. policy inference time per frame at batch 1 (one thread, as in the drive workers)
-  4. the expert and the modular pipeline (no learning) drive the same test tracks
+(the expert and the modular pipeline, which learns nothing, drive the same test tracks first)
 The RESULTS.md section is rewritten after each stage, so a cut-short run still reports.
 
 Seeds: recordings 0-199, DAgger rollouts 200-499, validation 500-599, test 1000-1099.
@@ -104,8 +104,9 @@ def main() -> None:
 
     def publish() -> None:
         """Rewrite the RESULTS.md section with everything measured so far."""
-        cmd = " ".join(["flock /tmp/e2e-cpu.lock .venv/bin/python bench/driving.py",
-                        *sys.argv[1:]])
+        cmd = " ".join(["OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python bench/driving.py",
+                        *sys.argv[1:]]) if args.workers == 1 else \
+            " ".join([".venv/bin/python bench/driving.py", *sys.argv[1:]])
         recorded = (f"recorded in {state['record_s']:.0f}s" if "record_s" in state
                     else "recorded by an earlier run")
         lines = [
@@ -163,6 +164,7 @@ def main() -> None:
         publish()
 
     baseline("expert", ExpertPolicy())  # cheap: the expert's drives skip rendering
+    baseline("modular", ModularDriver(ModularConfig()))
 
     def on_round(r: dict) -> None:
         run = Path(r["run"])
@@ -177,7 +179,7 @@ def main() -> None:
     summary = run_dagger(cfg, out / "dagger", args.rounds, budget_s=60 * args.budget_minutes,
                          on_round=on_round)
     state["stopped"] = summary["stopped"]
-    baseline("modular", ModularDriver(ModularConfig()))
+    publish()
 
 
 if __name__ == "__main__":

@@ -204,3 +204,21 @@ def test_resident_data_sits_on_the_training_device_and_trains(tmp_path):
     cfg.data.source, cfg.data.resident = str(root), True
     with pytest.raises(E2EError, match="data.resident=true needs an in-memory source"):
         VisionTask().build_data(cfg)
+
+
+@pytest.mark.slow
+def test_bench_overhead_times_the_engine_a_plain_loop_and_lightning(tmp_path):
+    """bench/vision.py's engine-tax probe, tiny: every loop trains and is timed."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "vision.py"
+    subprocess.run([sys.executable, str(bench), "--tiny", "--only", "overhead", "--repeats", "1",
+                    "--steps", "8", "--warmup", "2", "--threads", "1", "--out", str(tmp_path)],
+                   check=True, capture_output=True, timeout=600)
+    runs = json.loads((tmp_path / "parts" / "overhead.json").read_text())["result"]["runs"]
+    assert runs["engine"][0] > 0 and runs["plain"][0] > 0
+    pytest.importorskip("lightning")
+    assert runs["lightning"][0] > 0

@@ -13,14 +13,12 @@ greedy and beam search on the exported graphs are linear in the output length, a
 PyTorch. The first step passes T = 0 (empty keys/values). `decoder_step`, the cache-free
 step, stays as a check and for callers that want a single stateless graph.
 
-The decoder step takes the source ids rather than a mask: the padding mask is computed
-from them, and a model with a copy head (model.copy) copies from them.
-
-The decoder step has no key/value cache: each call re-reads the whole target prefix and
-re-projects the encoder output, exactly `e2e.tasks.text.decode.prefix_logits` (PyTorch's own
-uncached step), so greedy and beam search are quadratic in the output length when run on
-the exported graphs. Batch, source and prefix lengths are all dynamic. The search loops
-themselves stay in Python (`e2e.tasks.text.decode`), shared by both backends.
+`decoder_step` re-reads the whole target prefix and re-projects the encoder output at each
+call, exactly `e2e.tasks.text.decode.prefix_logits` (PyTorch's own uncached step). Both
+steps take the source ids rather than a mask: the padding mask is computed from them, and
+a model with a copy head (model.copy) copies from them. Batch, source and prefix lengths
+are all dynamic. The search loops stay in Python (`e2e.tasks.text.decode`), shared by
+every backend.
 """
 
 from __future__ import annotations
@@ -169,8 +167,6 @@ def export_specs(model: Seq2SeqTransformer, info: dict[str, Any]) -> dict:
 
 def cached_specs(model: Seq2SeqTransformer, vocab: int) -> dict:
     """The graphs of cached decoding: memory_kv once per input, decoder_cached per token."""
-    from e2e.export import ExportSpec
-
     memory_graph, cached = MemoryGraph(model).eval(), CachedStepGraph(model).eval()
     copy = model.copy is not None
 

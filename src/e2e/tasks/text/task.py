@@ -3,14 +3,18 @@
 Raw text is all the model is given: a byte-level BPE vocabulary is learned from the
 training split itself (no per-language rules) and saved in every checkpoint, so a run
 translates from its directory alone. One label-smoothed cross-entropy trains the
-embeddings, encoder and decoder together. Decoding is batched greedy or beam search
-with a key/value cache; scores are sacrebleu BLEU and chrF on detokenized text, and
-ROUGE-L. `e2e export` writes the encoder and a cache-free decoder step (e2e.tasks.text.export),
-which `e2e predict --backend onnx` decodes with through the same search code.
+embeddings, encoder and decoder together; with `model.copy` the decoder can also copy
+source tokens (a pointer-generator). Decoding is batched greedy or beam search with a
+key/value cache; scores are sacrebleu BLEU and chrF on detokenized text, ROUGE-L, and for
+software messages the share of outputs whose placeholders (%s, {0}, ...) are intact.
+`e2e export` writes the encoder and the decoder steps, cached and cache-free
+(e2e.tasks.text.export), which `e2e predict --backend onnx` decodes with through the same
+search code.
 
 Sources (`data.source`): bible-en-es (KJV -> Reina-Valera 1909, split by book),
-debian-descriptions (long package description -> one-line summary), or a TSV file of
-source<TAB>target lines.
+debian-descriptions (long package description -> one-line summary), messages-en-es
+(gettext catalogs of Debian packages + Debian's Spanish descriptions, split by package),
+several of these joined by "+", or a TSV file of source<TAB>target lines.
 """
 
 from __future__ import annotations
