@@ -1,6 +1,7 @@
 """The vision task on real data: scikit-learn's digits, IDX files, folders of images."""
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,6 +156,7 @@ def test_model_reads_raw_uint8_and_every_layer_learns():
     check_gradflow(model)
 
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "vision"
 FMNIST_INFO = {"classes": [str(i) for i in range(10)], "channels": 1, "size": [28, 28],
                "mean": [0.29], "std": [0.35], "flip": True}
 
@@ -173,7 +175,8 @@ def training_flops(cfg, info):
 def test_fast_recipe_is_a_fraction_of_the_accurate_ones_flops():
     from e2e.tasks import load_config
     fast = training_flops(default_config("vision"), FMNIST_INFO)
-    accurate_cfg = load_config("configs/vision/accurate.yaml")
+    assert load_config(CONFIGS / "fast.yaml") == default_config("vision")  # written out
+    accurate_cfg = load_config(CONFIGS / "accurate.yaml")
     assert accurate_cfg.model.stem_pool is False and accurate_cfg.train.epochs == 20
     accurate = training_flops(accurate_cfg, FMNIST_INFO)
     assert accurate == pytest.approx(312e6, rel=0.01)  # the model of bench/RESULTS.md before
