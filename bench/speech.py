@@ -70,8 +70,8 @@ def steps_per_second(config: Path, overrides: list[str], steps: int = 4) -> floa
     # batches pad to their longest clip and measured 0.75 steps/s where training ran at 2).
     by_length = torch.argsort(splits.train.lengths)
     for i in range(steps + 1):
-        start = int(torch.randint(len(by_length) - cfg.train.batch_size, (1,), generator=g))
-        idx = by_length[start:start + cfg.train.batch_size].tolist()
+        first = int(torch.randint(len(by_length) - cfg.train.batch_size, (1,), generator=g))
+        idx = by_length[first:first + cfg.train.batch_size].tolist()
         batch = task.collate([splits.train[j] for j in idx])
         if i == 1:
             start = time.perf_counter()
