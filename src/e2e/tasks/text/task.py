@@ -104,6 +104,8 @@ class TextPairs(Dataset):
     def __init__(self, sources: list[str], targets: list[str], tok, d: TextData,
                  role: str):
         self.sources, self.targets, self.role = sources, targets, role
+        # A mix of corpora: name -> (start, end) of each one's pairs, scored apart in `evaluate`.
+        self.parts: dict[str, tuple[int, int]] = {}
         self.src = [ids[:d.max_source_tokens - 1] + [EOS_ID] for ids in encode(tok, sources)]
         self.tgt = [[BOS_ID] + ids[:d.max_target_tokens - 2] + [EOS_ID]
                     for ids in encode(tok, targets)]
@@ -230,7 +232,7 @@ class TextTask(Task):
         refs, srcs = [split.targets[i] for i in picks], [split.sources[i] for i in picks]
         scores = metrics.score(hyps, refs)
         self.signature = scores.pop("signature")
-        for name, (a, b) in getattr(split, "parts", {}).items():  # picks == all, in order
+        for name, (a, b) in split.parts.items():  # only on the test split: picks == all
             part = metrics.score(hyps[a:b], refs[a:b])
             scores.update({f"bleu:{name}": part["bleu"], f"chrf:{name}": part["chrf"]})
         # Translations (software messages above all) must keep every %s, {0}, ... intact; a
