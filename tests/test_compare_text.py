@@ -23,9 +23,9 @@ from e2e.tasks.text.task import TextTask, read_pairs
 
 def test_apertium_translates_held_out_verses_far_better_than_copying():
     from e2e.data.bible import read_bible, split_by_book
-    from e2e.tasks.text.task import TextData
+    from e2e.tasks.text.task import TextDataConfig
 
-    d = TextData()
+    d = TextDataConfig()
     test = split_by_book(read_bible(), list(d.val_books), list(d.test_books))[2][:80]
     sources, refs = [v.source for v in test], [v.target for v in test]
     hyps, seconds = apertium(sources)

@@ -153,9 +153,18 @@ def test_the_import_graph_points_only_downwards():
     assert "arrows pointing up: 0" in out, out
 
 
-def test_the_cli_answers_help_without_loading_torch():
+def test_help_and_config_answer_without_loading_torch():
     code = ("import sys, e2e.cli; e2e.cli.build_parser(); "
-            "print(sorted(m for m in ('torch', 'matplotlib', 'numpy') if m in sys.modules))")
+            "from e2e.tasks import TASKS, default_config; "
+            "[default_config(app).to_yaml() for app in TASKS]; "
+            "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
-    assert out.strip() == "[]", f"e2e --help imports {out.strip()}"
+    assert out.strip() == "[]", f"e2e --help / e2e config import {out.strip()}"
+
+
+def test_an_applications_config_module_agrees_with_its_task():
+    from e2e.tasks import default_config, get_task
+
+    for app in TASKS:
+        assert default_config(app).to_yaml() == get_task(app).default_config().to_yaml(), app

@@ -209,11 +209,11 @@ def test_fast_render_draws_gymnasiums_frames_pixel_for_pixel():
 
 
 def _tiny_pilotnet(frames: int, hud: str = "speed"):
-    from e2e.tasks.driving.model import DrivingModel, PilotNet
+    from e2e.tasks.driving.model import DrivingModelConfig, PilotNet
 
     torch.manual_seed(0)
-    m = DrivingModel(widths=(4, 8), kernels=(5, 5), strides=(2, 2), hidden=(8,), frames=frames,
-                     frame_gap=3, hud=hud)
+    m = DrivingModelConfig(widths=(4, 8), kernels=(5, 5), strides=(2, 2), hidden=(8,),
+                           frames=frames, frame_gap=3, hud=hud)
     return PilotNet((96, 96, 3), m).eval()
 
 
@@ -267,9 +267,9 @@ def test_network_reads_the_speed_bar_but_not_the_steering_bar():
 
 
 def test_mirror_flips_the_road_negates_steering_and_keeps_the_hud():
-    from e2e.tasks.driving.task import DrivingData, augment
+    from e2e.tasks.driving.task import DrivingDataConfig, augment
 
-    d = DrivingData(shift_px=0, mirror=1.0, brightness=0, contrast=0, color=0, blur=0)
+    d = DrivingDataConfig(shift_px=0, mirror=1.0, brightness=0, contrast=0, color=0, blur=0)
     x = torch.rand(4, 6, 96, 96) * 255
     y = torch.tensor([[0.5, 1.0, 0.0]] * 4)
     out = augment(x.clone(), y, d)
@@ -277,7 +277,7 @@ def test_mirror_flips_the_road_negates_steering_and_keeps_the_hud():
     assert torch.equal(out[:, :, 84:], x[:, :, 84:])  # the speed bar stays where it is read
     assert torch.equal(y[:, 0], torch.full((4,), -0.5)) and torch.equal(y[:, 1], torch.ones(4))
     # photometric changes keep pixels in range and change them
-    d = DrivingData(shift_px=0, mirror=0, brightness=0.3, contrast=0.3, color=0.2, blur=1.0)
+    d = DrivingDataConfig(shift_px=0, mirror=0, brightness=0.3, contrast=0.3, color=0.2, blur=1.0)
     out = augment(x.clone(), y.clone(), d)
     assert out.min() >= 0 and out.max() <= 255 and not torch.allclose(out, x)
 

@@ -195,12 +195,12 @@ def test_real_mix_splits_by_speaker_and_keeps_the_unseen_corpus_out(tmp_path, mo
     from itertools import islice
 
     from e2e.tasks.speech.mix import real_splits
-    from e2e.tasks.speech.task import SpeechData
+    from e2e.tasks.speech.task import SpeechDataConfig
 
     for name, n in (("warzone", 120), ("drascula", 12)):
         reader = speech_real.READERS[name]
         monkeypatch.setitem(speech_real.READERS, name, lambda r=reader, n=n: islice(r(), n))
-    d = SpeechData(real=str(tmp_path), real_train="warzone", real_unseen="drascula",
+    d = SpeechDataConfig(real=str(tmp_path), real_train="warzone", real_unseen="drascula",
                    real_val_fraction=0.1, real_test_fraction=0.15, max_test=50)
     train, val, tests, facts = real_splits(d)
     assert set(tests) == {"warzone_heldout", "drascula"} and len(tests["drascula"]) == 12
@@ -212,5 +212,5 @@ def test_real_mix_splits_by_speaker_and_keeps_the_unseen_corpus_out(tmp_path, mo
     assert all("drascula" not in str(p) for p in trained) and len(train) > 40
     assert (tmp_path / "LICENSES.md").read_text().count("- ") == 3
     with pytest.raises(E2EError, match="overlaps"):
-        real_splits(SpeechData(real=str(tmp_path), real_train="warzone",
+        real_splits(SpeechDataConfig(real=str(tmp_path), real_train="warzone",
                                real_unseen="warzone"))

@@ -119,9 +119,9 @@ def bible():
 
 def test_bible_split_by_book_has_no_shared_verse(bible):
     from e2e.data.bible import split_by_book
-    from e2e.tasks.text.task import TextData
+    from e2e.tasks.text.task import TextDataConfig
 
-    d = TextData()
+    d = TextDataConfig()
     assert len(bible) > 31_000
     train, val, test = split_by_book(bible, list(d.val_books), list(d.test_books))
     refs = [{(v.book, v.chapter, v.verse) for v in part} for part in (train, val, test)]
@@ -326,9 +326,9 @@ def test_gettext_messages_are_cleaned_with_counts(tmp_path):
 
 def test_messages_split_by_package_keeps_test_sources_out_of_training():
     from e2e.data.gettext_catalogs import read_messages, split_by_package
-    from e2e.tasks.text.task import TextData
+    from e2e.tasks.text.task import TextDataConfig
 
-    d = TextData()
+    d = TextDataConfig()
     messages = read_messages()
     train, val, test = split_by_package(messages, list(d.val_packages), list(d.test_packages))
     assert len(train) > 30_000 and len(test) > 1_000 and len(val) > 300

@@ -22,6 +22,13 @@ TASKS = {"vision": "e2e.tasks.vision.task:VisionTask",
          "driving": "e2e.tasks.driving.task:DrivingTask",
          # the stepwise counterpart of speech: fixed MFCCs instead of the learned front end
          "speech-mfcc": "e2e.stepwise.mfcc:MfccSpeechTask"}
+# name -> the module of its config dataclasses and training recipe, which imports no torch:
+# configs are built and checked without loading the application.
+CONFIGS = {"vision": "e2e.tasks.vision.config",
+           "speech": "e2e.tasks.speech.config",
+           "text": "e2e.tasks.text.config",
+           "driving": "e2e.tasks.driving.config",
+           "speech-mfcc": "e2e.tasks.speech.config"}
 # name -> the module that adds the application's own commands to the CLI: it has
 # `add_parsers(sub, data_sub)`, each parser with `set_defaults(handler=...)`, and imports
 # nothing heavy at the top (e2e --help loads every one of them).
@@ -56,6 +63,8 @@ def get_task(name: str):
 
 def default_config(task: str) -> Config:
     """The task's own defaults: its data and model configs, and its training recipe."""
+    if task in CONFIGS:
+        return importlib.import_module(CONFIGS[task]).default_config(task)
     return get_task(task).default_config()
 
 

@@ -8,40 +8,11 @@ actions produced, which a network would copy instead of reading the road.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import nn
 
+from e2e.tasks.driving.config import DrivingModelConfig
 from e2e.tasks.driving.sim import HUD_ROWS
-
-
-@dataclass
-class DrivingModel:
-    pool: int = 2  # average-pool the cropped frame by this factor first (84x96 -> 42x48)
-    widths: tuple[int, ...] = (24, 36, 48, 64, 64)  # PilotNet's five conv layers ...
-    kernels: tuple[int, ...] = (5, 5, 3, 3, 3)  # ... their kernel sizes ...
-    strides: tuple[int, ...] = (2, 2, 1, 1, 1)  # ... and strides
-    hidden: tuple[int, ...] = (100, 50, 10)  # its fully connected layers
-    dropout: float = 0.2
-    steer_weight: float = 2.0  # steering matters most: weight its squared error
-    init: str = ""  # start from this driving run's best weights (DAgger's later rounds)
-    # Temporal context: the network sees the current frame and `frames - 1` earlier ones,
-    # `frame_gap` simulator steps apart (50 per second), so it can tell how fast the road
-    # moves; 1 = the current frame alone.
-    frames: int = 2
-    frame_gap: int = 3
-    # The HUD (bottom 12 rows): "speed" keeps its speed bar and blanks the rest (the
-    # steering and gyro bars show the wheel angle the last actions set: the label, copied);
-    # "crop" drops all of it (the network then sees no speedometer).
-    hud: str = "speed"
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
-        "pool": "[1, inf)", "widths": "[1, inf)", "kernels": "[1, inf)", "strides": "[1, inf)",
-        "hidden": "[1, inf)", "dropout": "[0, 1)", "steer_weight": "[0, inf)",
-        "frames": "[1, inf)", "frame_gap": "[1, inf)"}
-
 
 SPEED_BAR_COLS = 16  # HUD columns 0-15 hold the speed bar; from 16 on: ABS, steering, gyro
 
@@ -50,7 +21,7 @@ class PilotNet(nn.Module):
     """uint8 frames N x 3F x H x W (F stacked frames, newest first, HUD included) -> N x 3
     actions (steer, gas, brake)."""
 
-    def __init__(self, frame_shape: tuple[int, int, int], m: DrivingModel):
+    def __init__(self, frame_shape: tuple[int, int, int], m: DrivingModelConfig):
         super().__init__()
         if m.hud not in ("speed", "crop"):
             raise ValueError(f"model.hud must be 'speed' or 'crop', got '{m.hud}'")

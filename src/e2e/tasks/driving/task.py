@@ -18,9 +18,8 @@ Seeds (tracks): recordings 0-199 by convention, DAgger rollouts 200-499, validat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,46 +31,9 @@ from e2e.engine.batching import TensorData, eval_batches
 from e2e.engine.progress import Ticker
 from e2e.errors import E2EError
 from e2e.tasks.base import ExportSpec, Splits, Task
-from e2e.tasks.driving.model import DrivingModel, PilotNet
-from e2e.tasks.driving.sim import HUD_ROWS, MAX_STEPS, parse_seeds
-
-
-@dataclass
-class DrivingData:
-    source: str = "runs/driving-data"  # folder of recordings made by `e2e data driving`
-    more: list[str] = field(default_factory=list)  # further recordings (DAgger adds rounds)
-    offline_val_episodes: int = 1  # recorded episodes held out for the offline loss
-    in_memory: bool = True  # False: memory-map the frames (for hundreds of episodes)
-    episodes: int = 0  # train on the first N of the other recorded episodes (0 = all)
-    val_seeds: str = "500-509"  # tracks driven at each evaluation to pick `best`
-    test_seeds: str = "1000-1003"  # unseen tracks driven for the final test numbers
-    max_steps: int = MAX_STEPS  # per closed-loop episode
-    workers: int = 2  # processes driving episodes in parallel
-    shift_px: int = 4  # augmentation: sideways shift of up to this many pixels ...
-    steer_per_px: float = 0.03  # ... with this steering correction per pixel, toward the road
-    mirror: float = 0.5  # augmentation: this share of frames mirrored, their steering negated
-    brightness: float = 0.25  # augmentation: scale pixel values by 1 +- this ...
-    contrast: float = 0.2  # ... stretch them about their mean by 1 +- this ...
-    color: float = 0.1  # ... scale each of R, G, B by 1 +- this ...
-    blur: float = 0.2  # ... and blur this share of frames (3x3 box)
-    dagger_seeds: str = "200-499"  # tracks DAgger rolls out on (disjoint from the others)
-    dagger_episodes: int = 6  # rollouts per DAgger round
-    # In round r the expert, not the network, takes each step with probability beta^r:
-    # early rounds visit states near the expert's (a weak first network would mostly teach
-    # crashes), later rounds the network's own.
-    dagger_beta: float = 0.5
-    # Each DAgger round retrains from scratch on all data so far (as in the original
-    # algorithm); with dagger_finetune it fine-tunes the previous round's network instead,
-    # for dagger_epochs (cheaper; on CarRacing it drove worse: see bench/RESULTS.md).
-    dagger_finetune: bool = False
-    dagger_epochs: int = 2
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
-        "offline_val_episodes": "[0, inf)", "episodes": "[0, inf)", "max_steps": "[1, inf)",
-        "workers": "[1, inf)", "shift_px": "[0, inf)", "steer_per_px": "[0, inf)",
-        "brightness": "[0, 1)", "mirror": "[0, 1]",
-        "contrast": "[0, 1)", "color": "[0, 1)", "blur": "[0, 1]", "dagger_beta": "[0, 1]",
-        "dagger_episodes": "[1, inf)", "dagger_epochs": "[1, inf)"}
+from e2e.tasks.driving.config import DrivingDataConfig, DrivingModelConfig, train_recipe
+from e2e.tasks.driving.model import PilotNet
+from e2e.tasks.driving.sim import HUD_ROWS, parse_seeds
 
 
 class DriveSplit:
@@ -174,8 +136,8 @@ def load_recordings(files: list[Path], shape: tuple[int, ...] | None = None
 
 class DrivingTask(Task):
     name = "driving"
-    DataConfig = DrivingData
-    ModelConfig = DrivingModel
+    DataConfig = DrivingDataConfig
+    ModelConfig = DrivingModelConfig
     metrics = ("score", "score_min", "tiles", "laps", "offtrack", "loss")
     channels_last = False
 
@@ -184,9 +146,7 @@ class DrivingTask(Task):
         self.last_episodes: list = []
 
     def default_train(self) -> TrainConfig:
-        # EMA weights: neighbouring checkpoints' driving scores swung by hundreds without it
-        return TrainConfig(epochs=6, batch_size=128, lr=5e-4, weight_decay=1e-4,
-                           monitor="val/score", mode="max", clip_grad=1.0, ema=0.998)
+        return train_recipe()
 
     def setup(self, cfg: Config, info: dict[str, Any]) -> None:
         self._cfg, self._info = cfg, info
@@ -196,7 +156,7 @@ class DrivingTask(Task):
 
     # ---- data ----
     def build_data(self, cfg: Config) -> Splits:
-        d: DrivingData = cfg.data
+        d: DrivingDataConfig = cfg.data
         test = DriveSplit(parse_seeds(d.test_seeds), d.max_steps, d.workers)
         try:
             main = recording_files([d.source])
@@ -212,7 +172,7 @@ class DrivingTask(Task):
             train_files = train_files[: d.episodes]
         train_files += more
         shape = tuple(read_episode((val_files or train_files)[0])[0].shape[1:])
-        m: DrivingModel = cfg.model
+        m: DrivingModelConfig = cfg.model
         offline = Recordings(val_files, shape, m.frames, m.frame_gap) if val_files else None
         val = DriveSplit(parse_seeds(d.val_seeds), d.max_steps, d.workers, offline)
         info = {"frame_shape": list(shape), "source": str(d.source),
@@ -222,7 +182,7 @@ class DrivingTask(Task):
 
     # ---- model and loss ----
     def build_model(self, cfg: Config, info: dict[str, Any]) -> nn.Module:
-        m: DrivingModel = cfg.model
+        m: DrivingModelConfig = cfg.model
         if "missing" in info:
             raise E2EError(info["missing"])
         if not len(m.widths) == len(m.kernels) == len(m.strides) >= 1:
@@ -381,7 +341,7 @@ def read_frame(path: str | Path) -> np.ndarray:
                        "PNG/JPEG image or a .npy array of a 96x96 RGB CarRacing frame") from None
 
 
-def augment(x: torch.Tensor, y: torch.Tensor, d: DrivingData) -> torch.Tensor:
+def augment(x: torch.Tensor, y: torch.Tensor, d: DrivingDataConfig) -> torch.Tensor:
     """Training views of float frames N x 3F x H x W (y, N x 3, is corrected in place).
 
     Geometry moves only the road above the HUD, so the speed bar stays where it is read:

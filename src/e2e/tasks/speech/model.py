@@ -18,33 +18,12 @@ leaks into an utterance.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass
-class SpeechModelConfig:
-    encoder: str = "conformer"  # conformer | gru
-    filters: int = 80  # learned front-end filters
-    filter_ms: float = 8.0  # length of each learned filter
-    dim: int = 144  # encoder width
-    layers: int = 2  # measured: 2 leave the CTC blank plateau within ~75 steps, 3-4 did not in 150
-    heads: int = 4
-    conv_kernel: int = 15  # conformer depthwise convolution, in 20 ms frames
-    dropout: float = 0.0  # augmentation regularizes; dropout's masks cost CPU time
-    beam_size: int = 8  # test-time CTC prefix beam search (1 = greedy only)
-    lexicon: bool = True  # beam search spells only words seen in the training transcripts
-    lm_weight: float = 0.5  # stepwise variant: word bigram LM of the training text in the beam
-    word_bonus: float = 1.0  # ... and a bonus per word, against the LM's bias to short answers
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
-        "filters": "[1, inf)", "filter_ms": "(0, inf)", "dim": "[1, inf)", "layers": "[1, inf)",
-        "heads": "[1, inf)", "conv_kernel": "[1, inf)", "dropout": "[0, 1)",
-        "beam_size": "[1, inf)", "lm_weight": "[0, inf)", "word_bonus": "(-inf, inf)"}
+from e2e.tasks.speech.config import SpeechModelConfig
 
 
 def conv_out(lengths: torch.Tensor, conv: nn.Conv1d | nn.AvgPool1d) -> torch.Tensor:

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,46 +45,9 @@ from e2e.engine.progress import track
 from e2e.errors import DatasetMissing, E2EError
 from e2e.tasks.base import ExportSpec, Splits, Task
 from e2e.tasks.speech.augment import AugmentConfig, augment
+from e2e.tasks.speech.config import SpeechDataConfig, SpeechModelConfig, train_recipe
 from e2e.tasks.speech.ctc import BigramLM, Lexicon, beam_search, ctc_loss, encode, greedy
-from e2e.tasks.speech.model import SpeechModelConfig, SpeechRecognizer
-
-
-@dataclass
-class SpeechData:
-    source: str = "synth"  # synth | PATH (manifest TSV, folder of manifests, LibriSpeech-style)
-    corpus: str = ""  # synth: where the corpus lives; "" = $E2E_DATA/speech-synth
-    n: int = 5000  # synth: training utterances
-    n_val: int = 300  # synth: validation utterances (their own voices)
-    n_test: int = 200  # synth: test utterances per kind
-    kinds: str = "digits,letters,sentences"  # synth: which kinds of text (comma-separated)
-    asterisk: bool = True  # add the Asterisk human test sets (a note says how to install them)
-    val_fraction: float = 0.1  # PATH sources: held out for validation
-    test_fraction: float = 0.1  # PATH sources: held out for testing
-    split_seed: int = 0
-    skip_bad: bool = False  # skip (and count) unreadable audio files instead of failing
-    augment: bool = True  # waveform augmentation of training batches
-    p_noise: float = 0.5
-    p_speed: float = 0.5
-    p_pitch: float = 0.3
-    p_telephone: float = 0.5  # band-limit to 4 kHz as an 8 kHz phone line does
-    p_reverb: float = 0.2
-    flite: float = 0.0  # synth: fraction of utterances by flite voices instead of espeak-ng
-    # Real human speech (e2e.tasks.speech.mix): a folder that `e2e data speech-real` fills
-    # (extracted on first use), "auto" = $E2E_DATA/speech-real, "" = none.
-    real: str = ""
-    real_train: str = "queen,warzone"  # trained on, except held-out speakers
-    real_unseen: str = "drascula"  # test only: a whole corpus never trained on
-    real_val_fraction: float = 0.05  # of each training corpus's clips, by speaker
-    real_test_fraction: float = 0.12
-    max_test: int = 300  # clips per real test set (a fixed random subset; val gets half)
-    max_seconds: float = 12.0  # longer training clips are dropped (counted in report.md)
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
-        "n": "[1, inf)", "n_val": "[1, inf)", "n_test": "[1, inf)", "val_fraction": "(0, 1)",
-        "test_fraction": "(0, 1)", "split_seed": "[0, inf)", "p_noise": "[0, 1]",
-        "p_speed": "[0, 1]", "p_pitch": "[0, 1]", "p_telephone": "[0, 1]", "p_reverb": "[0, 1]",
-        "flite": "[0, 1]", "real_val_fraction": "(0, 1)", "real_test_fraction": "(0, 1)",
-        "max_test": "[1, inf)", "max_seconds": "(0, inf)"}
+from e2e.tasks.speech.model import SpeechRecognizer
 
 
 class SpeechSet(Dataset):
@@ -117,7 +79,7 @@ def collate(items: list[dict]) -> dict:
 
 class SpeechTask(Task):
     name = "speech"
-    DataConfig = SpeechData
+    DataConfig = SpeechDataConfig
     ModelConfig = SpeechModelConfig
     metrics = ("wer", "cer", "loss")
     channels_last = False
@@ -128,9 +90,7 @@ class SpeechTask(Task):
         self.skipped_too_long = 0  # utterances the CTC length guard left out of training
 
     def default_train(self) -> TrainConfig:
-        return TrainConfig(epochs=20, batch_size=16, lr=2e-3, weight_decay=0.01, warmup=0.1,
-                           clip_grad=5.0, monitor="val/wer", mode="min", eval_every=250,
-                           log_every=25)
+        return train_recipe()
 
     def setup(self, cfg: Config, info: dict[str, Any]) -> None:
         self._cfg, self._info = cfg, info
@@ -141,7 +101,7 @@ class SpeechTask(Task):
 
     # ---- data ----
     def build_data(self, cfg: Config) -> Splits:
-        d: SpeechData = cfg.data
+        d: SpeechDataConfig = cfg.data
         if d.source == "synth":
             from e2e.tasks.speech.synth import build_corpus, parse_kinds
 
@@ -197,7 +157,8 @@ class SpeechTask(Task):
         return Splits(train, val, test, info)
 
     @staticmethod
-    def _load(items: list[Utterance], group: str, d: SpeechData, skipped: list[str]) -> SpeechSet:
+    def _load(items: list[Utterance], group: str, d: SpeechDataConfig,
+              skipped: list[str]) -> SpeechSet:
         waves, kept, bad = load_all(items, d.skip_bad)
         skipped += bad
         return SpeechSet(waves, [u.text for u in kept], [group] * len(kept))
@@ -222,7 +183,7 @@ class SpeechTask(Task):
         return None, 0
 
     def prepare_batch(self, batch: dict, train: bool) -> dict:
-        d: SpeechData = self._cfg.data
+        d: SpeechDataConfig = self._cfg.data
         if train and d.augment:
             cfg = AugmentConfig(p_noise=d.p_noise, p_speed=d.p_speed, p_pitch=d.p_pitch,
                                 p_telephone=d.p_telephone, p_reverb=d.p_reverb)

@@ -23,9 +23,8 @@ import dataclasses
 import random
 import warnings
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +37,7 @@ from e2e.engine.progress import track
 from e2e.errors import E2EError
 from e2e.tasks.base import Split, Splits, Task
 from e2e.tasks.text import metrics
+from e2e.tasks.text.config import TextDataConfig, TextModelConfig, train_recipe
 from e2e.tasks.text.decode import generate
 from e2e.tasks.text.model import Seq2SeqTransformer
 from e2e.tasks.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, decode, encode, load_bpe, train_bpe
@@ -45,63 +45,10 @@ from e2e.tasks.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, decode, encode, loa
 SOURCES = ("bible-en-es", "debian-descriptions", "messages-en-es")
 
 
-@dataclass
-class TextData:
-    # bible-en-es | debian-descriptions | messages-en-es | PATH to a TSV file; corpora joined
-    # by "+" (bible-en-es+messages-en-es) train on all of them and test on each's test split.
-    source: str = "bible-en-es"
-    # Bible: whole books held out (OSIS names), so no test verse is ever seen in training.
-    val_books: tuple[str, ...] = ("Obad", "Hag", "Col", "Titus", "Phlm", "Jude")
-    test_books: tuple[str, ...] = ("Ruth", "Jonah", "Mark", "Phil", "Jas")
-    # messages-en-es (gettext catalogs): whole Debian packages held out.
-    val_packages: tuple[str, ...] = ("make", "man-db")
-    test_packages: tuple[str, ...] = ("wget", "tar", "sed", "grep", "findutils", "diffutils",
-                                      "xz-utils", "psmisc", "adduser")
-    val_fraction: float = 0.02  # debian-descriptions and TSV: held-out shares
-    test_fraction: float = 0.03
-    split_seed: int = 0  # TSV only: which lines are held out
-    vocab_size: int = 8000  # joint source+target byte-level BPE
-    max_source_tokens: int = 128  # longer inputs are truncated (with a warning at predict)
-    max_target_tokens: int = 128
-    val_decode: int = 300  # validation decodes only this many pairs (greedy), to stay cheap
-    limit: int = 0  # use only this many training pairs; 0 = all
-    test_limit: int = 0  # evaluate on only the first N test pairs (quick checks); 0 = all
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
-        "val_fraction": "(0, 1)", "test_fraction": "(0, 1)", "split_seed": "[0, inf)",
-        "vocab_size": "[1, inf)", "max_source_tokens": "[1, inf)",
-        "max_target_tokens": "[1, inf)", "val_decode": "[0, inf)", "limit": "[0, inf)",
-        "test_limit": "[0, inf)"}
-
-
-@dataclass
-class TextModel:
-    d_model: int = 256
-    heads: int = 4
-    encoder_layers: int = 3
-    decoder_layers: int = 3
-    ff: int = 1024
-    dropout: float = 0.1
-    # Pointer-generator copy head (e2e.tasks.text.model.CopyHead): the decoder can copy
-    # source tokens (names, numbers, a description's own words) instead of generating them.
-    copy: bool = False
-    label_smoothing: float = 0.1
-    max_len: int = 256  # positions; bounds the decoded length too
-    beam: int = 4  # test-time beam width; 1 = greedy
-    length_penalty: float = 0.6  # GNMT alpha; 0 = none
-    eval_batch: int = 64
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
-        "d_model": "[1, inf)", "heads": "[1, inf)", "encoder_layers": "[1, inf)",
-        "decoder_layers": "[1, inf)", "ff": "[1, inf)", "dropout": "[0, 1)",
-        "label_smoothing": "[0, 1)", "max_len": "[1, inf)", "beam": "[1, inf)",
-        "length_penalty": "[0, inf)", "eval_batch": "[1, inf)"}
-
-
 class TextPairs(Dataset):
     """Token ids of (source, target) pairs plus the raw texts that scores compare against."""
 
-    def __init__(self, sources: list[str], targets: list[str], tok, d: TextData,
+    def __init__(self, sources: list[str], targets: list[str], tok, d: TextDataConfig,
                  role: str):
         self.sources, self.targets, self.role = sources, targets, role
         # A mix of corpora: name -> (start, end) of each one's pairs, scored apart in `evaluate`.
@@ -128,8 +75,8 @@ def pad(rows: list[list[int]]) -> torch.Tensor:
 
 class TextTask(Task):
     name = "text"
-    DataConfig = TextData
-    ModelConfig = TextModel
+    DataConfig = TextDataConfig
+    ModelConfig = TextModelConfig
     metrics = ("bleu", "chrf", "rougeL", "loss")
     channels_last = False
 
@@ -138,9 +85,7 @@ class TextTask(Task):
         self.tok = None
 
     def default_train(self) -> TrainConfig:
-        return TrainConfig(epochs=20, batch_size=64, lr=1e-3, weight_decay=0.01,
-                           momentum=0.9, schedule="cosine", warmup=0.04, clip_grad=1.0,
-                           monitor="val/bleu", mode="max", log_every=100)
+        return train_recipe()
 
     def setup(self, cfg: Config, info: dict[str, Any]) -> None:
         self._cfg, self._info = cfg, info
@@ -148,7 +93,7 @@ class TextTask(Task):
 
     # ---- data ----
     def build_data(self, cfg: Config) -> Splits:
-        d: TextData = cfg.data
+        d: TextDataConfig = cfg.data
         corpora = read_corpora(d)
         train = [pair for _, part, _, _ in corpora for pair in part][:d.limit or None]
         val = [pair for _, _, part, _ in corpora for pair in part]
@@ -176,7 +121,7 @@ class TextTask(Task):
 
     # ---- model and loss ----
     def build_model(self, cfg: Config, info: dict[str, Any]) -> nn.Module:
-        m: TextModel = cfg.model
+        m: TextModelConfig = cfg.model
         if m.d_model % m.heads:
             raise E2EError(f"model.d_model={m.d_model} must be divisible by model.heads={m.heads}")
         longest = max(cfg.data.max_source_tokens, cfg.data.max_target_tokens)
@@ -202,7 +147,7 @@ class TextTask(Task):
         device = next(model.parameters()).device
         order = sorted(range(len(src)), key=lambda i: len(src[i]))
         out: list[str] = [""] * len(src)
-        m: TextModel = self._cfg.model
+        m: TextModelConfig = self._cfg.model
         # a long decode (beam search on the full test split) reports progress after 10 s
         for i in track(range(0, len(order), m.eval_batch), desc="decoding", unit="batches",
                        delay=10):
@@ -318,7 +263,7 @@ class TextTask(Task):
         return "\n".join(rows)
 
 
-def read_corpora(d: TextData) -> list[tuple[str, list, list, list]]:
+def read_corpora(d: TextDataConfig) -> list[tuple[str, list, list, list]]:
     """(name, train, val, test) of each corpus in `data.source` (several joined by "+")."""
     names = d.source.split("+")
     if len(names) > 1 and all(s in SOURCES for s in names):
@@ -327,7 +272,7 @@ def read_corpora(d: TextData) -> list[tuple[str, list, list, list]]:
     return [(origin, train, val, test)]
 
 
-def description_pairs(d: TextData) -> list[tuple[str, str]]:
+def description_pairs(d: TextDataConfig) -> list[tuple[str, str]]:
     """Debian's Spanish package descriptions, for training only (none of the held-out
     packages); skipped with a note where apt's Spanish lists were never fetched."""
     from e2e.data.debian_descriptions import translated_pairs
@@ -342,7 +287,7 @@ def description_pairs(d: TextData) -> list[tuple[str, str]]:
     return [(en, es) for package, en, es in pairs if package not in held]
 
 
-def read_pairs(d: TextData) -> tuple[list, list, list, str]:
+def read_pairs(d: TextDataConfig) -> tuple[list, list, list, str]:
     """(train, val, test) lists of (source, target) strings, and where they came from."""
     if "+" in d.source and all(s in SOURCES for s in d.source.split("+")):
         parts = read_corpora(d)

@@ -17,9 +17,8 @@ folder of class sub-folders of images.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,58 +32,19 @@ from e2e.data.splits import split_indices
 from e2e.engine.batching import TensorData, eval_batches
 from e2e.errors import E2EError
 from e2e.tasks.base import ExportSpec, Split, Splits, Task
+from e2e.tasks.vision.config import VisionDataConfig, VisionModelConfig, train_recipe
 from e2e.tasks.vision.model import ResNetSmall
-
-
-@dataclass
-class VisionData:
-    source: str = "fashion-mnist"  # fashion-mnist | mnist | digits | PATH (IDX or class folders)
-    val_fraction: float = 0.1  # of the training split, held out to pick `best`
-    test_fraction: float = 0.2  # for sources without a test split (digits, folders)
-    split_seed: int = 0  # fixes the held-out examples, independent of train.seed
-    limit: int = 0  # use only this many training examples; 0 = all
-    image_size: int = 32  # folders only: images are resized to this square size
-    channels: int = 3  # folders only: 1 = grayscale, 3 = RGB
-    skip_bad: bool = False  # folders: skip unreadable images (and count them) instead of failing
-    crop_pad: int = 2  # random-crop augmentation: pad by this many pixels; 0 = off
-    flip: str = "auto"  # mirror augmentation: auto (when the source allows it) | yes | no
-    # Keep the whole dataset, as one uint8 tensor, on the training device (a GPU): batches are
-    # then sliced there, with no host-to-device copy per step. In-memory sources only.
-    resident: bool = False
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
-        "val_fraction": "(0, 1)", "test_fraction": "(0, 1)", "split_seed": "[0, inf)",
-        "limit": "[0, inf)", "image_size": "[4, 4096]", "channels": "[1, 3]",
-        "crop_pad": "[0, inf)"}
-
-
-@dataclass
-class VisionModel:
-    widths: tuple[int, ...] = (32, 64, 128, 256)  # stem width, then one residual stage per width
-    # Halve the resolution after the stem, for images of 16 px and more: ~4x fewer FLOPs per
-    # image (Fashion-MNIST: 83 instead of 312 MFLOP per training image at these widths).
-    stem_pool: bool = True
-    dropout: float = 0.0
-    label_smoothing: float = 0.1
-    tta_flip: bool = True  # average with the mirrored image at test time, where flips are valid
-
-    RANGES: ClassVar[dict[str, str]] = {"widths": "[1, inf)", "dropout": "[0, 1)",
-                                        "label_smoothing": "[0, 1)"}
 
 
 class VisionTask(Task):
     name = "vision"
-    DataConfig = VisionData
-    ModelConfig = VisionModel
+    DataConfig = VisionDataConfig
+    ModelConfig = VisionModelConfig
     metrics = ("accuracy", "loss")
     channels_last = True
 
     def default_train(self) -> TrainConfig:
-        # Built for time to accuracy on plain CPUs (issue 16; bench/vision.py): the pooled stem
-        # makes an epoch ~4x cheaper than the larger model's (configs/vision/accurate.yaml).
-        # Measured on Fashion-MNIST: 92.17% test accuracy after 4 epochs, 93.63% after 12.
-        return TrainConfig(epochs=18, batch_size=256, lr=4e-3, weight_decay=0.05,
-                           monitor="val/accuracy", mode="max")
+        return train_recipe()
 
     def setup(self, cfg: Config, info: dict[str, Any]) -> None:
         self._cfg, self._info = cfg, info
@@ -92,7 +52,7 @@ class VisionTask(Task):
 
     # ---- data ----
     def build_data(self, cfg: Config) -> Splits:
-        d: VisionData = cfg.data
+        d: VisionDataConfig = cfg.data
         if d.flip not in ("auto", "yes", "no"):
             raise E2EError(f"data.flip must be auto, yes or no, got '{d.flip}'")
         g = torch.Generator().manual_seed(d.split_seed)
@@ -134,7 +94,7 @@ class VisionTask(Task):
         return Splits(train, val, test, info)
 
     def _folder_splits(self, cfg: Config, path: Path, g: torch.Generator) -> Splits:
-        d: VisionData = cfg.data
+        d: VisionDataConfig = cfg.data
         if d.resident:
             raise E2EError(f"data.resident=true needs an in-memory source; {path} is a folder "
                            "of image files, read as they are needed: set data.resident=false")
@@ -161,7 +121,7 @@ class VisionTask(Task):
 
     # ---- model and loss ----
     def build_model(self, cfg: Config, info: dict[str, Any]) -> nn.Module:
-        m: VisionModel = cfg.model
+        m: VisionModelConfig = cfg.model
         if len(m.widths) < 2:
             raise E2EError(f"model.widths needs at least two entries, got {list(m.widths)}")
         smallest = min(info["size"])
@@ -269,7 +229,6 @@ class VisionTask(Task):
             rows.append(f"| {name} | {matrix[i, i] / max(n, 1):.4f} | {n} |")
         rows += ["", "![confusion matrix](confusion_matrix.png)"]
         return "\n".join(rows)
-
 
 
 def _tensor_split(images: torch.Tensor, labels: torch.Tensor) -> TensorData:

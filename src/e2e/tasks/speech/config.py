@@ -1,0 +1,81 @@
+"""The speech application's settings: the `data` and `model` sections of its config and its
+training recipe. Nothing here imports torch, so `e2e config` answers at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from e2e.config import Config, TrainConfig
+
+
+@dataclass
+class SpeechDataConfig:
+    source: str = "synth"  # synth | PATH (manifest TSV, folder of manifests, LibriSpeech-style)
+    corpus: str = ""  # synth: where the corpus lives; "" = $E2E_DATA/speech-synth
+    n: int = 5000  # synth: training utterances
+    n_val: int = 300  # synth: validation utterances (their own voices)
+    n_test: int = 200  # synth: test utterances per kind
+    kinds: str = "digits,letters,sentences"  # synth: which kinds of text (comma-separated)
+    asterisk: bool = True  # add the Asterisk human test sets (a note says how to install them)
+    val_fraction: float = 0.1  # PATH sources: held out for validation
+    test_fraction: float = 0.1  # PATH sources: held out for testing
+    split_seed: int = 0
+    skip_bad: bool = False  # skip (and count) unreadable audio files instead of failing
+    augment: bool = True  # waveform augmentation of training batches
+    p_noise: float = 0.5
+    p_speed: float = 0.5
+    p_pitch: float = 0.3
+    p_telephone: float = 0.5  # band-limit to 4 kHz as an 8 kHz phone line does
+    p_reverb: float = 0.2
+    flite: float = 0.0  # synth: fraction of utterances by flite voices instead of espeak-ng
+    # Real human speech (e2e.tasks.speech.mix): a folder that `e2e data speech-real` fills
+    # (extracted on first use), "auto" = $E2E_DATA/speech-real, "" = none.
+    real: str = ""
+    real_train: str = "queen,warzone"  # trained on, except held-out speakers
+    real_unseen: str = "drascula"  # test only: a whole corpus never trained on
+    real_val_fraction: float = 0.05  # of each training corpus's clips, by speaker
+    real_test_fraction: float = 0.12
+    max_test: int = 300  # clips per real test set (a fixed random subset; val gets half)
+    max_seconds: float = 12.0  # longer training clips are dropped (counted in report.md)
+
+    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
+        "n": "[1, inf)", "n_val": "[1, inf)", "n_test": "[1, inf)", "val_fraction": "(0, 1)",
+        "test_fraction": "(0, 1)", "split_seed": "[0, inf)", "p_noise": "[0, 1]",
+        "p_speed": "[0, 1]", "p_pitch": "[0, 1]", "p_telephone": "[0, 1]", "p_reverb": "[0, 1]",
+        "flite": "[0, 1]", "real_val_fraction": "(0, 1)", "real_test_fraction": "(0, 1)",
+        "max_test": "[1, inf)", "max_seconds": "(0, inf)"}
+
+
+@dataclass
+class SpeechModelConfig:
+    encoder: str = "conformer"  # conformer | gru
+    filters: int = 80  # learned front-end filters
+    filter_ms: float = 8.0  # length of each learned filter
+    dim: int = 144  # encoder width
+    layers: int = 2  # measured: 2 leave the CTC blank plateau within ~75 steps, 3-4 did not in 150
+    heads: int = 4
+    conv_kernel: int = 15  # conformer depthwise convolution, in 20 ms frames
+    dropout: float = 0.0  # augmentation regularizes; dropout's masks cost CPU time
+    beam_size: int = 8  # test-time CTC prefix beam search (1 = greedy only)
+    lexicon: bool = True  # beam search spells only words seen in the training transcripts
+    lm_weight: float = 0.5  # stepwise variant: word bigram LM of the training text in the beam
+    word_bonus: float = 1.0  # ... and a bonus per word, against the LM's bias to short answers
+
+    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
+        "filters": "[1, inf)", "filter_ms": "(0, inf)", "dim": "[1, inf)", "layers": "[1, inf)",
+        "heads": "[1, inf)", "conv_kernel": "[1, inf)", "dropout": "[0, 1)",
+        "beam_size": "[1, inf)", "lm_weight": "[0, inf)", "word_bonus": "(-inf, inf)"}
+
+
+def train_recipe() -> TrainConfig:
+    """The training recipe this application uses by default."""
+    return TrainConfig(epochs=20, batch_size=16, lr=2e-3, weight_decay=0.01, warmup=0.1,
+                       clip_grad=5.0, monitor="val/wer", mode="min", eval_every=250,
+                       log_every=25)
+
+
+def default_config(task: str = "speech") -> Config:
+    """The whole default config (a stepwise variant of the application passes its own name)."""
+    return Config(task=task, train=train_recipe(), data=SpeechDataConfig(),
+                  model=SpeechModelConfig())

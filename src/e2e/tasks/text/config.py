@@ -1,0 +1,75 @@
+"""The text application's settings: the `data` and `model` sections of its config and its
+training recipe. Nothing here imports torch, so `e2e config` answers at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from e2e.config import Config, TrainConfig
+
+
+@dataclass
+class TextDataConfig:
+    # bible-en-es | debian-descriptions | messages-en-es | PATH to a TSV file; corpora joined
+    # by "+" (bible-en-es+messages-en-es) train on all of them and test on each's test split.
+    source: str = "bible-en-es"
+    # Bible: whole books held out (OSIS names), so no test verse is ever seen in training.
+    val_books: tuple[str, ...] = ("Obad", "Hag", "Col", "Titus", "Phlm", "Jude")
+    test_books: tuple[str, ...] = ("Ruth", "Jonah", "Mark", "Phil", "Jas")
+    # messages-en-es (gettext catalogs): whole Debian packages held out.
+    val_packages: tuple[str, ...] = ("make", "man-db")
+    test_packages: tuple[str, ...] = ("wget", "tar", "sed", "grep", "findutils", "diffutils",
+                                      "xz-utils", "psmisc", "adduser")
+    val_fraction: float = 0.02  # debian-descriptions and TSV: held-out shares
+    test_fraction: float = 0.03
+    split_seed: int = 0  # TSV only: which lines are held out
+    vocab_size: int = 8000  # joint source+target byte-level BPE
+    max_source_tokens: int = 128  # longer inputs are truncated (with a warning at predict)
+    max_target_tokens: int = 128
+    val_decode: int = 300  # validation decodes only this many pairs (greedy), to stay cheap
+    limit: int = 0  # use only this many training pairs; 0 = all
+    test_limit: int = 0  # evaluate on only the first N test pairs (quick checks); 0 = all
+
+    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
+        "val_fraction": "(0, 1)", "test_fraction": "(0, 1)", "split_seed": "[0, inf)",
+        "vocab_size": "[1, inf)", "max_source_tokens": "[1, inf)",
+        "max_target_tokens": "[1, inf)", "val_decode": "[0, inf)", "limit": "[0, inf)",
+        "test_limit": "[0, inf)"}
+
+
+@dataclass
+class TextModelConfig:
+    d_model: int = 256
+    heads: int = 4
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    ff: int = 1024
+    dropout: float = 0.1
+    # Pointer-generator copy head (e2e.tasks.text.model.CopyHead): the decoder can copy
+    # source tokens (names, numbers, a description's own words) instead of generating them.
+    copy: bool = False
+    label_smoothing: float = 0.1
+    max_len: int = 256  # positions; bounds the decoded length too
+    beam: int = 4  # test-time beam width; 1 = greedy
+    length_penalty: float = 0.6  # GNMT alpha; 0 = none
+    eval_batch: int = 64
+
+    RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
+        "d_model": "[1, inf)", "heads": "[1, inf)", "encoder_layers": "[1, inf)",
+        "decoder_layers": "[1, inf)", "ff": "[1, inf)", "dropout": "[0, 1)",
+        "label_smoothing": "[0, 1)", "max_len": "[1, inf)", "beam": "[1, inf)",
+        "length_penalty": "[0, inf)", "eval_batch": "[1, inf)"}
+
+
+def train_recipe() -> TrainConfig:
+    """The training recipe this application uses by default."""
+    return TrainConfig(epochs=20, batch_size=64, lr=1e-3, weight_decay=0.01,
+                       momentum=0.9, schedule="cosine", warmup=0.04, clip_grad=1.0,
+                       monitor="val/bleu", mode="max", log_every=100)
+
+
+def default_config(task: str = "text") -> Config:
+    """The whole default config (a stepwise variant of the application passes its own name)."""
+    return Config(task=task, train=train_recipe(), data=TextDataConfig(),
+                  model=TextModelConfig())
