@@ -332,8 +332,10 @@ def section(parts: dict[str, dict]) -> str:
         (" and AMX" if "amx_bf16" in flags else ", no AMX")
     lines = ["## Vision: Fashion-MNIST from raw pixels", "",
              f"Machine: {'; '.join(machines)}; {os.cpu_count()} cores with {isa_note}. "
-             "Shared with other agents' work, so wall times are noisy; CPU seconds / "
-             "threads is about what a run takes alone. Each part's "
+             "The time-to-accuracy runs (first, default) of 2026-11-30 ran alone on both "
+             "cores; the other parts shared the machine with other agents' work, so their "
+             "wall times are noisy (CPU seconds / threads is about what a run takes alone). "
+             "Each part's "
              "command stands beside it; `python bench/vision.py --report` rebuilds this "
              "section from the saved parts.", ""]
 
@@ -443,7 +445,7 @@ RECIPE_RUNS = (
     "92.17% test accuracy (92.62% validation), 12 epochs 93.63% (93.93% validation; 763 CPU s "
     "for the first 9.5 epochs, about 80 CPU s per epoch, before the allocator fix that saves "
     "20-25% of that). The default's 18 epochs were chosen from these two points (test accuracy "
-    "grew ~0.9 points per doubling of the epochs); the 18-epoch run itself was not measured.")
+    "grew ~0.9 points per doubling of the epochs); the 18-epoch run is the `default` row above.")
 PARTS = ["isa", "overhead", "speed", "compile", "first", "default", "accurate"]
 
 

@@ -1,1 +1,6 @@
-"""Image classification from raw pixels: task.py (data, loss, metrics, predict) and model.py."""
+"""Image classification from raw pixels.
+
+Read top to bottom: config.py (the data and model settings and the training recipe),
+model.py (the residual CNN that normalizes raw uint8 pixels itself), task.py (data splits,
+augmentation, the loss, metrics, the report, predict and export).
+"""
