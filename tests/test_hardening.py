@@ -7,7 +7,6 @@ traceback; no checkpoint holds NaN or Inf; one process writes a run directory at
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import io
 import json
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BlobsTask, blobs_config, run_cli
+from conftest import BlobsTask, blobs_config, run_cli, serve_process
 
 import e2e
 from e2e.cli import main
@@ -367,39 +366,6 @@ CLASSES = ["<svg onload=alert(2)>", "plain", "quote\"'<b>"]
 MARKUP = re.compile(r"<img src=x|<svg onload|<b>")  # the names above, had they become tags
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(run: Path, *options: str):
-    """`e2e serve RUN` in its own process: (url, process) once /healthz answers."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "e2e", "serve", str(run), "--port", str(port),
-                             *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise AssertionError(f"server did not start:\n{proc.stdout.read()}") from None
-            time.sleep(0.2)
-    try:
-        yield url, proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
 def request(url: str, fields: dict[str, tuple[str, bytes, str]] | None = None,
             timeout: float = 60) -> tuple[int, str, str]:
     """GET, or a multipart POST of (filename, content, content type) per field:
@@ -453,7 +419,7 @@ def hostile_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def hostile_server(hostile_run):
-    with serving(hostile_run, "--timeout", "1") as (url, _):
+    with serve_process(str(hostile_run), "--timeout", "1") as (url, _):
         yield url
 
 
@@ -541,7 +507,7 @@ def test_memory_stays_bounded_under_load(hostile_run):
 
     ceiling_mb = 400
     bomb, photo = png(12_000, 12_000, "1"), png(4_000, 3_000, "RGB")
-    with serving(hostile_run, "--timeout", "2") as (url, proc):
+    with serve_process(str(hostile_run), "--timeout", "2") as (url, proc):
         name = re.search(r'href="/m/([^"]+)"', request(url + "/")[2])[1]
         api = f"{url}/api/{name}"
         assert request(api, {"file": ("warm.png", png(8, 8), "image/png")})[0] == 200

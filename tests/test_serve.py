@@ -12,15 +12,13 @@ import contextlib
 import json
 import shutil
 import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+from conftest import free_port, serve_process
 from PIL import Image
 
 import e2e
@@ -28,12 +26,6 @@ from e2e.cli import main
 from e2e.engine.checkpoint import load_checkpoint, save_checkpoint
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -57,26 +49,8 @@ def digit_png(run) -> Path:
 @contextlib.contextmanager
 def serving(*runs: Path, backend: str = "torch"):
     """`e2e serve RUN...` in its own process; yields its URL once /healthz answers."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "e2e", "serve", *map(str, runs), "--port",
-                             str(port), "--backend", backend], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise AssertionError(f"server did not start:\n{proc.stdout.read()}") from None
-            time.sleep(0.2)
-    try:
+    with serve_process(*map(str, runs), "--backend", backend) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
