@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="datasets: list what is installed, build corpora")
     data_sub = data.add_subparsers(dest="data_command", metavar="WHAT", required=True,
                                    parser_class=Parser)
-    p = data_sub.add_parser("list", help="known datasets, whether installed, how to install")
+    p = data_sub.add_parser("list", help="every application's data sources, whether installed, "
+                                         "how to install each")
     p.set_defaults(handler=cmd_data_list)
 
     from e2e.serve import cli as serve_cli  # export and serve: deployment, not an application
@@ -310,15 +311,9 @@ def cmd_config(args) -> int:
 
 
 def cmd_data_list(args) -> int:
-    from e2e.data.sources import IMAGE_SOURCES
-    from e2e.errors import DatasetMissing
+    from e2e.data.catalog import lines
 
-    for src in IMAGE_SOURCES.values():
-        try:
-            print(f"{src.name:<16} installed at {src.require()}")
-        except DatasetMissing:
-            print(f"{src.name:<16} missing; install: {src.install}")
-    print(f"{'digits':<16} embedded in scikit-learn")
+    print("\n".join(lines()))
     return 0
 
 

@@ -13,6 +13,10 @@ info, so that `e2e predict --backend onnx` needs no PyTorch weights.
 
 For prediction, the hook `from_exported(modules, info)` assembles the graphs into what the
 task's `predict` takes (by default: the one graph, as a drop-in `nn.Module`).
+
+The graphs of the applications: vision `classifier`; speech `encoder` (waveform -> CTC
+logits; decoding stays in Python); driving `policy`; text `encoder`, `memory_kv`,
+`decoder_cached` (one step with a key/value cache) and the cache-free `decoder_step`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,25 @@
 """`e2e serve RUN... [--port P]`: a demo page per trained run, on 127.0.0.1 by default.
 
-See `app.py` for the routes and for how a task plugs its page in (`demo_input`,
-`demo_answer`, optionally `demo_page(info)` for extra template values such as track seeds).
+See `app.py` for how a task plugs its page in (`demo_input`, `demo_answer`, optionally
+`demo_page(info)` for extra template values such as track seeds).
+
+HTTP API (one page and one endpoint per loaded run, named after its folder):
+
+    GET  /            the loaded models, with links to their pages
+    GET  /m/NAME      the demo page: draw or upload an image, upload a WAV, type text,
+                      pick a track
+    POST /api/NAME    a form (multipart/form-data): field `file` (image, audio), `text` or
+                      `choice` (a track seed); answers JSON {"model": NAME, "answer": {...}}
+                      with `top` (label, p), `text`, or `gif` + `note`
+    GET  /healthz     ok
+
+Errors are JSON `{"error": "..."}`: 400 unreadable input, 404 no such model, 408 a request not
+sent within `--timeout` (20 s), 413 over `--max-upload-mb` (2 MB) or `--max-megapixels` (16 MP,
+read from the image header before decoding), 415 wrong type, 503 busy (at most `--max-decodes`
+answers at once, `--max-connections` connections). Everything echoed back is escaped.
+
+    curl -F file=@shoe.png http://127.0.0.1:8000/api/fashion-mnist
+    curl -F text="The file could not be opened." http://127.0.0.1:8000/api/messages
 """
 
 from __future__ import annotations

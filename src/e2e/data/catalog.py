@@ -1,0 +1,222 @@
+"""Every data source a user can name, per application: is it here, and what installs it.
+
+`e2e data list` prints this catalog. Each entry's check looks where the reader itself looks
+(the same paths and $E2E_* overrides), without reading the data or writing anything, and
+without importing torch or any application package (e2e.data sits below them), so the
+listing answers at once. An entry with no install command is a user's own files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from e2e.data.sources import IMAGE_SOURCES, data_home
+from e2e.errors import DatasetMissing
+
+# Copies of install commands that live in application packages, which e2e.data may not
+# import (tests/test_data_list.py keeps them equal to the originals).
+SYNTH_INSTALL = "sudo apt-get update && sudo apt-get install -y espeak-ng flite"  # speech.synth
+SIM_INSTALL = ('pip install "e2e[driving]"   (or just the simulator: '  # driving.sim
+               'pip install "gymnasium[box2d]")')
+DRIVING_DATA = "runs/driving-data"  # the driving config's default data.source
+RECORD = f"e2e data driving --out {DRIVING_DATA} --seeds 0-39"
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # what the user types (--data NAME, or the setting named in `what`)
+    what: str
+    locate: Callable[[], str]  # where it is; raises DatasetMissing (with the install command)
+
+
+@dataclass(frozen=True)
+class Application:
+    name: str
+    usage: str  # how a source is named on the command line
+    sources: tuple[Source, ...]
+
+
+def _embedded(module: str, what: str, install: str) -> Callable[[], str]:
+    def locate() -> str:
+        if importlib.util.find_spec(module) is None:
+            raise DatasetMissing(what, install)
+        return f"embedded in {what}"
+    return locate
+
+
+def _yours(text: str) -> Callable[[], str]:
+    return lambda: text
+
+
+# ---- vision ----
+
+def _image(name: str) -> Callable[[], str]:
+    return lambda: f"installed at {IMAGE_SOURCES[name].require()}"
+
+
+# ---- speech ----
+
+def _program(exe: str, install: str) -> Callable[[], str]:
+    def locate() -> str:
+        path = shutil.which(exe)
+        if path is None:
+            raise DatasetMissing(exe, install)
+        return f"installed at {path}"
+    return locate
+
+
+def _asterisk() -> str:
+    from e2e.data import asterisk
+
+    if not asterisk.installed():
+        raise DatasetMissing("the Asterisk prompts", asterisk.INSTALL)
+    return f"installed at {asterisk.sounds_dir()}"
+
+
+def _queen() -> tuple[list[Path], str]:
+    from e2e.data.amazon_queen import INSTALL, archive
+
+    return [archive()], INSTALL
+
+
+def _drascula() -> tuple[list[Path], str]:
+    from e2e.data.drascula import INSTALL, clips_dir, dat_file
+
+    return [clips_dir(), dat_file()], INSTALL
+
+
+def _warzone() -> tuple[list[Path], str]:
+    from e2e.data.warzone import INSTALL, archive
+
+    return [archive()], INSTALL
+
+
+def _real(corpus: str, files: Callable[[], tuple[list[Path], str]]) -> Callable[[], str]:
+    """A game corpus: its Debian package, then whether `e2e data speech-real` extracted it."""
+    def locate() -> str:
+        paths, install = files()
+        if not all(p.exists() for p in paths):
+            raise DatasetMissing(corpus, install)
+        folder = data_home() / "speech-real"
+        if (folder / f"{corpus}.tsv").exists():
+            return f"installed at {paths[0]}; extracted to {folder}"
+        return (f"installed at {paths[0]}; extracted on first use (data.real=auto), or now "
+                f"with: e2e data speech-real --out {folder}")
+    return locate
+
+
+# ---- text ----
+
+def _bible() -> str:
+    from e2e.data.bible import INSTALL, MODULES
+
+    root = Path(os.environ.get("E2E_SWORD", "/usr/share/sword"))
+    confs = {p.stem.lower() for p in (root / "mods.d").glob("*.conf")}
+    if any(m.lower() not in confs for m in MODULES.values()):
+        raise DatasetMissing("the SWORD Bible modules", INSTALL)
+    if importlib.util.find_spec("pysword") is None:
+        raise DatasetMissing("pysword", INSTALL)
+    return f"installed at {root}"
+
+
+def _descriptions() -> str:
+    from e2e.data.debian_descriptions import INSTALL, _translations, cache_folder, lists_folder
+
+    for folder in (cache_folder(), lists_folder()):
+        if _translations(folder, "en"):
+            return f"installed at {folder}"
+    raise DatasetMissing("Debian's English package descriptions", INSTALL)
+
+
+def _messages() -> str:
+    from e2e.data.gettext_catalogs import INSTALL, locale_folder
+
+    folder = locale_folder()
+    n = sum(1 for _ in folder.glob("*.mo"))
+    if not n:
+        raise DatasetMissing("Spanish gettext catalogs", INSTALL)
+    return f"installed at {folder} ({n} catalogs)"
+
+
+# ---- driving ----
+
+def _simulator() -> str:
+    for module in ("gymnasium", "Box2D", "pygame"):
+        if importlib.util.find_spec(module) is None:
+            raise DatasetMissing(module, SIM_INSTALL)
+    return "installed (gymnasium CarRacing-v3)"
+
+
+def _recordings() -> str:
+    folder = Path(DRIVING_DATA)
+    n = sum(1 for p in folder.glob("*.npz") if not p.name.endswith(".tmp.npz"))
+    if not n:
+        raise DatasetMissing(f"recordings in {folder}", RECORD)
+    return f"installed at {folder} ({n} episode{'s' * (n != 1)})"
+
+
+APPLICATIONS = (
+    Application("vision", "e2e train vision --data NAME|PATH", (
+        Source("fashion-mnist", "Fashion-MNIST, 60k/10k 28x28 images, 10 classes",
+               _image("fashion-mnist")),
+        Source("mnist", "MNIST digits, 60k/10k", _image("mnist")),
+        Source("digits", "scikit-learn's 1,797 8x8 digits (tests, quick runs)",
+               _embedded("sklearn", "scikit-learn", 'pip install scikit-learn')),
+        Source("PATH", "your images", _yours("a folder of IDX files, DIR/<class>/ images, or "
+                                             "DIR/train|val|test/<class>/ images")),
+    )),
+    Application("speech", "e2e train speech --data synth|PATH; --set data.real=auto; "
+                          "--set data.flite=F", (
+        Source("synth", "synthetic voices rendered by espeak-ng (the default)",
+               _program("espeak-ng", SYNTH_INSTALL)),
+        Source("flite", "more synthetic voices in the synth corpus (data.flite)",
+               _program("flite", SYNTH_INSTALL)),
+        Source("asterisk", "a real speaker at 8 kHz, test sets only (data.asterisk)",
+               _asterisk),
+        Source("queen", "Flight of the Amazon Queen voice acting (data.real_train)",
+               _real("queen", _queen)),
+        Source("warzone", "Warzone 2100 speech (data.real_train)", _real("warzone", _warzone)),
+        Source("drascula", "Drascula voice acting, the unseen test corpus (data.real_unseen)",
+               _real("drascula", _drascula)),
+        Source("PATH", "your audio", _yours("a manifest TSV (path<TAB>transcript), a folder of "
+                                            "them, or LibriSpeech-style *.trans.txt")),
+    )),
+    Application("text", "e2e train text --data NAME[+NAME]|PATH", (
+        Source("bible-en-es", "KJV -> Reina-Valera 1909, ~31k verse pairs (the default)",
+               _bible),
+        Source("debian-descriptions", "package description -> one-line summary, ~55k pairs",
+               _descriptions),
+        Source("messages-en-es", "software messages English -> Spanish (gettext catalogs)",
+               _messages),
+        Source("PATH", "your pairs", _yours("a TSV file of source<TAB>target lines")),
+    )),
+    Application("driving", "e2e data driving --out DIR; e2e train driving --data DIR", (
+        Source("CarRacing", "the simulator that records, trains (DAgger) and judges",
+               _simulator),
+        Source(DRIVING_DATA, "expert recordings (the default data.source)", _recordings),
+        Source("PATH", "your recordings", _yours("a folder of episode-*.npz (or .npz files) "
+                                                 "made by `e2e data driving`")),
+    )),
+)
+
+
+def status(source: Source) -> tuple[bool, str]:
+    """(present, where it is or `missing; install: COMMAND`)."""
+    try:
+        return True, source.locate()
+    except DatasetMissing as e:
+        return False, f"missing; install: {e.install}"
+
+
+def lines() -> list[str]:
+    """The listing, grouped by application, one header line each."""
+    out = []
+    for app in APPLICATIONS:
+        out.append(f"{app.name}  ({app.usage})")
+        out += [f"  {src.name:<20} {src.what}: {status(src)[1]}" for src in app.sources]
+    return out
