@@ -1,5 +1,5 @@
-"""The text task: tokenizer, decoding (beam 1 = greedy, cache = no cache), a tiny task that
-learns, data splits, bad input, and the CLI on a trained run."""
+"""The text task: tokenizer, placeholder protection, decoding (beam 1 = greedy, cache = no
+cache), a tiny task that learns, data splits, bad input, and the CLI on a trained run."""
 
 import random
 import subprocess
@@ -15,9 +15,10 @@ from e2e.engine.batching import bucket_by_length
 from e2e.errors import DatasetMissing, E2EError
 from e2e.tasks.text.decode import beam_search, generate, greedy
 from e2e.tasks.text.model import Seq2SeqTransformer
-from e2e.tasks.text.tokenizer import EOS_ID, decode, encode, train_bpe
+from e2e.tasks.text.tokenizer import EOS_ID, SENTINELS, decode, encode, protect, restore, train_bpe
 
 WORDS = "red green blue cat dog sun moon tree star fish".split()
+FORMATS = ["%s", "%d", "{0}", "%(count)d", "%2$s", "%-5.2f", "%%"]  # %% is a literal percent
 TINY = ["data.vocab_size=320", "model.d_model=64", "model.ff=128", "model.heads=4",
         "model.encoder_layers=1", "model.decoder_layers=1", "model.dropout=0.0",
         "model.max_len=32", "data.max_source_tokens=24", "data.max_target_tokens=24",
@@ -33,7 +34,10 @@ def write_copy_tsv(path, n=600, seed=0):
     rng = random.Random(seed)
     lines = []
     for _ in range(n):
-        s = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))
+        words = [rng.choice(WORDS) for _ in range(rng.randint(1, 5))]
+        if rng.random() < 0.3:  # software-message-like lines: a placeholder to keep intact
+            words.insert(rng.randint(0, len(words)), rng.choice(FORMATS))
+        s = " ".join(words)
         lines.append(f"{s}\t{s}")
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -53,6 +57,10 @@ def test_tiny_copy_task_learns_in_seconds(copy_run):
     assert results["test/chrf"] > 90 and results["test/bleu"] > 80, results
     model = e2e.load(run)
     assert model.predict(["cat sun moon", "", "fish tree"]) == ["cat sun moon", "", "fish tree"]
+    # Placeholders come back as the source wrote them, scored by evaluate on the test split.
+    assert results["test/placeholders"] >= 90, results
+    assert model.predict(["cat %3$s moon", "", "{name} tree"]) == \
+        ["cat %3$s moon", "", "{name} tree"]
     assert (run / "tokenizer.json").exists()
     assert "BLEU signature" in (run / "report.md").read_text()
 
@@ -65,6 +73,57 @@ def test_tokenizer_round_trip():
     for text in texts[:3] + unseen:
         assert decode(tok, encode(tok, [text]))[0] == text.strip()
     assert all(len(ids) > 0 for ids in encode(tok, unseen))
+
+
+MESSAGES = ["Cannot open '%s': %s", "%2$s of %1$s", "{0} files", "%(count)d items",
+            "100%% done", "copied %1$s to %2$s", "x%sy", "%s", ""]
+
+
+def test_placeholders_become_sentinels_and_come_back():
+    from e2e.data.gettext_catalogs import placeholders
+
+    for text in MESSAGES:
+        protected = protect(text)
+        assert "%" not in protected.replace("%%", "") and "{" not in protected
+        assert restore(protected, text) == text
+    assert protect("Cannot open '%s': %s") == "Cannot open '<ph0>': <ph0>"
+    # %% is a literal percent sign, for protection as for placeholders(); "100% of" is prose.
+    assert protect("100%% done") == "100%% done" and placeholders("100%% done") == []
+    assert protect("50% of them") == "50% of them" and placeholders("50% of them") == []
+    # A target is numbered by its source (reordered positions keep their sentinel), and a
+    # placeholder its source lacks stays text.
+    assert protect("%2$s recibió %1$s", "copied %1$s to %2$s") == "<ph1> recibió <ph0>"
+    assert protect("a %d", "a %s") == "a %d"
+    # A sentinel the source has no placeholder for is dropped, with its space.
+    assert restore("<ph0> de <ph3> y", "%s of x") == "%s de y"
+    assert restore("hecho <ph0>", "done") == "hecho"
+
+
+def test_sentinel_is_one_token_and_old_tokenizers_still_work():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    texts = [*MESSAGES, "No se puede abrir '%s': %s", "%(count)d elementos"] * 20
+    tok = train_bpe(texts, vocab_size=300)
+    for text in MESSAGES:
+        ids = encode(tok, [text])[0]
+        assert decode(tok, [ids], [text]) == [text]
+    ids = encode(tok, ["%(count)d items"])[0]
+    assert ids.count(tok.token_to_id("<ph0>")) == 1  # one atomic token, no pieces of it
+    assert not any(c in tok.id_to_token(i) for i in ids for c in "%()")
+    assert {t for t in tok.get_vocab() if "ph" in t} == set(SENTINELS)  # no merges of "<ph"
+    assert decode(tok, encode(tok, ["{0} files"])) == ["files"]  # no source: dropped
+    # Without sentinels (data.protect_placeholders=false), and a tokenizer saved before
+    # them: no protection, and the old one gives the same ids as before.
+    assert train_bpe(texts, vocab_size=300, sentinels=False).token_to_id("<ph0>") is None
+    old = Tokenizer(models.BPE())
+    old.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    old.decoder = decoders.ByteLevel()
+    old.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    for text in MESSAGES:
+        assert encode(old, [text]) == [old.encode(text).ids]
+        assert decode(old, encode(old, [text]), [text]) == [text]
 
 
 def random_model(seed=0):
@@ -306,6 +365,7 @@ def test_gettext_messages_are_cleaned_with_counts(tmp_path):
         "one line\nmore": "una sola línea",  # line counts differ
         "menu\x04Open": "Abrir",  # msgctxt stripped
         "copied %1$s to %2$s": "%2$s recibió %1$s",  # reordered: still the same placeholders
+        "Gets 100% more power": "Recibe 100% más energía",  # "% m" is no placeholder
     })
     (tmp_path / "broken.mo").write_bytes(b"\xde\x12\x04\x95 not a catalog")
     counts = Counter()
@@ -313,7 +373,8 @@ def test_gettext_messages_are_cleaned_with_counts(tmp_path):
     assert pairs == {("The file could not be opened.", "No se pudo abrir el fichero."),
                      ("cannot open %s: %s", "no se puede abrir %s: %s"),
                      ("line one", "línea uno"), ("line two", "línea dos"), ("Open", "Abrir"),
-                     ("copied %1$s to %2$s", "%2$s recibió %1$s")}
+                     ("copied %1$s to %2$s", "%2$s recibió %1$s"),
+                     ("Gets 100% more power", "Recibe 100% más energía")}
     assert counts == Counter({"format only": 1, "placeholders differ": 1,
                               "line counts differ": 1, "malformed files": 1})
     with pytest.raises(E2EError, match="broken.mo: not a readable gettext catalog"):
@@ -365,8 +426,10 @@ def test_exported_decoder_keeps_a_key_value_cache(copy_run):
     graphs = export_run(run, ["onnx"], quiet=True)["graphs"]
     assert {"memory_kv", "decoder_cached"} <= set(graphs)
     assert graphs["decoder_cached"]["outputs"] == ["logits", "next_k", "next_v"]
-    exported = ExportedPredictor(run, "onnx").model
+    predictor = ExportedPredictor(run, "onnx")
+    exported = predictor.model
     assert exported.cached
+    assert predictor.predict(["dog %3$s sun", ""]) == ["dog %3$s sun", ""]  # same tokenizer
     test = e2e.load(run).task.build_data(e2e.load(run).cfg).test
     src = pad(test.src[:6])
     for beam in (1, 3):

@@ -36,11 +36,15 @@ INSTALL = ("sudo apt-get install coreutils git binutils postgresql-15 wget tar s
            "findutils diffutils xz-utils psmisc (their Spanish catalogs come with them)")
 
 # printf conversions (with flags, width, precision, length, `n$` positions), Python's
-# %(name)s, and {0} / {name} / {} brace fields.
+# %(name)s, and {0} / {name} / {} brace fields. No space flag: in the catalogs "% d" is never
+# one, while "100% of" or "ARG1 % ARG2" are common prose ("% o", "% A" read as conversions).
 PLACEHOLDER = re.compile(
-    r"%(?:\d+\$)?(?:\([A-Za-z_][A-Za-z0-9_]*\))?[-+ #0']*(?:\*|\d+)?(?:\.(?:\*|\d+))?"
+    r"%(?:\d+\$)?(?:\([A-Za-z_][A-Za-z0-9_]*\))?[-+#0']*(?:\*|\d+)?(?:\.(?:\*|\d+))?"
     r"(?:hh|h|ll|l|L|q|j|z|Z|t|I64|PRI[diouxX]\d*)?[diouxXeEfFgGaAcspm]"
     r"|\{[A-Za-z0-9_]*\}")
+# Read left to right, `%%` (a literal percent sign) is stepped over as a whole, so the "%d"
+# in "100%%d" is no placeholder. Every use of placeholders scans with this.
+SCAN = re.compile("%%|" + PLACEHOLDER.pattern)
 POSITION = re.compile(r"%\d+\$")
 
 
@@ -55,14 +59,19 @@ class Message:
     target: str
 
 
+def find_placeholders(text: str) -> list[str]:
+    """The placeholders of `text` as written, in order."""
+    return [p for p in SCAN.findall(text) if p != "%%"]
+
+
 def placeholders(text: str) -> list[str]:
     """The placeholders of `text`, sorted, `%2$s` counted as `%s`."""
-    return sorted(POSITION.sub("%", p) for p in PLACEHOLDER.findall(text.replace("%%", "")))
+    return sorted(POSITION.sub("%", p) for p in find_placeholders(text))
 
 
 def has_words(text: str) -> bool:
     """Any letters left once the placeholders are taken out (else: a format-only string)."""
-    return bool(re.search(r"[A-Za-z]{2,}", PLACEHOLDER.sub(" ", text)))
+    return bool(re.search(r"[A-Za-z]{2,}", SCAN.sub(" ", text)))
 
 
 def read_catalog(path: Path) -> dict[str, str]:

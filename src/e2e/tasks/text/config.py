@@ -25,6 +25,11 @@ class TextDataConfig:
     test_fraction: float = 0.03
     split_seed: int = 0  # TSV only: which lines are held out
     vocab_size: int = 8000  # joint source+target byte-level BPE
+    # Placeholders (%s, %2$s, {0}, %(name)d) become reserved tokens <ph0>..<ph9> before BPE
+    # and the source's own text again after decoding: cut into BPE pieces, they must be
+    # spelled back by the model, which loses ~1 in 5. Takes effect when a vocabulary is
+    # learned; a run keeps what its saved tokenizer has (old ones: no protection).
+    protect_placeholders: bool = True
     max_source_tokens: int = 128  # longer inputs are truncated (with a warning at predict)
     max_target_tokens: int = 128
     val_decode: int = 300  # validation decodes only this many pairs (greedy), to stay cheap

@@ -2,14 +2,15 @@
 
 Raw text is all the model is given: a byte-level BPE vocabulary is learned from the
 training split itself (no per-language rules) and saved in every checkpoint, so a run
-translates from its directory alone. One label-smoothed cross-entropy trains the
-embeddings, encoder and decoder together; with `model.copy` the decoder can also copy
-source tokens (a pointer-generator). Decoding is batched greedy or beam search with a
-key/value cache; scores are sacrebleu BLEU and chrF on detokenized text, ROUGE-L, and for
-software messages the share of outputs whose placeholders (%s, {0}, ...) are intact.
-`e2e export` writes the encoder and the decoder steps, cached and cache-free
-(e2e.tasks.text.export), which `e2e predict --backend onnx` decodes with through the same
-search code.
+translates from its directory alone. Placeholders (%s, {0}, ...) travel through it as
+single reserved tokens and come back as the source wrote them (data.protect_placeholders).
+One label-smoothed cross-entropy trains the embeddings, encoder and decoder together; with
+`model.copy` the decoder can also copy source tokens (a pointer-generator). Decoding is
+batched greedy or beam search with a key/value cache; scores are sacrebleu BLEU and chrF
+on detokenized text, ROUGE-L, and for software messages the share of outputs whose
+placeholders (%s, {0}, ...) are intact. `e2e export` writes the encoder and the decoder
+steps, cached and cache-free (e2e.tasks.text.export), which `e2e predict --backend onnx`
+decodes with through the same search code.
 
 Sources (`data.source`): bible-en-es (KJV -> Reina-Valera 1909, split by book),
 debian-descriptions (long package description -> one-line summary), messages-en-es
@@ -55,7 +56,7 @@ class TextPairs(Dataset):
         self.parts: dict[str, tuple[int, int]] = {}
         self.src = [ids[:d.max_source_tokens - 1] + [EOS_ID] for ids in encode(tok, sources)]
         self.tgt = [[BOS_ID] + ids[:d.max_target_tokens - 2] + [EOS_ID]
-                    for ids in encode(tok, targets)]
+                    for ids in encode(tok, targets, sources)]  # placeholders as the source's
         # Read by the engine's length bucketing: batches of similar length pad little.
         self.lengths = torch.tensor([len(s) + len(t) for s, t in zip(self.src, self.tgt)])
 
@@ -101,7 +102,8 @@ class TextTask(Task):
         test = [pair for _, part in tests for pair in part]
         origin = d.source if len(corpora) > 1 else corpora[0][0]
         if self.tok is None:  # a fresh run learns its vocabulary; a loaded run keeps its own
-            self.tok = train_bpe((s for pair in train for s in pair), d.vocab_size)
+            self.tok = train_bpe((s for pair in train for s in pair), d.vocab_size,
+                                 sentinels=d.protect_placeholders)
         splits = [TextPairs([s for s, _ in part], [t for _, t in part], self.tok, d, role)
                   for part, role in ((train, "train"), (val, "val"), (test, "test"))]
         if len(tests) > 1:  # several corpora: the test split is scored on each one too
@@ -141,9 +143,12 @@ class TextTask(Task):
                                ignore_index=PAD_ID, label_smoothing=smoothing)
 
     # ---- evaluation and prediction ----
-    def translate_ids(self, model: nn.Module, src: list[list[int]], beam: int,
-                      cache: bool = True) -> list[str]:
-        """Decode in batches of similar length; answers come back in input order."""
+    def translate_ids(self, model: nn.Module, src: list[list[int]], sources: list[str],
+                      beam: int, cache: bool = True) -> list[str]:
+        """Decode in batches of similar length; answers come back in input order.
+
+        `sources` are the texts of `src`: their placeholders replace the output's sentinels.
+        """
         device = next(model.parameters()).device
         order = sorted(range(len(src)), key=lambda i: len(src[i]))
         out: list[str] = [""] * len(src)
@@ -154,7 +159,7 @@ class TextTask(Task):
             idx = order[i:i + m.eval_batch]
             ids = generate(model, pad([src[j] for j in idx]).to(device), beam,
                            m.length_penalty, cache=cache)
-            for j, text in zip(idx, decode(self.tok, ids)):
+            for j, text in zip(idx, decode(self.tok, ids, [sources[j] for j in idx])):
                 out[j] = text
         return out
 
@@ -173,8 +178,8 @@ class TextTask(Task):
         n = min(len(split), cfg.data.val_decode) if split.role == "val" else len(split)
         picks = [i * len(split) // n for i in range(n)]
         beam = 1 if split.role == "val" else cfg.model.beam
-        hyps = self.translate_ids(model, [split.src[i] for i in picks], beam)
         refs, srcs = [split.targets[i] for i in picks], [split.sources[i] for i in picks]
+        hyps = self.translate_ids(model, [split.src[i] for i in picks], srcs, beam)
         scores = metrics.score(hyps, refs)
         self.signature = scores.pop("signature")
         for name, (a, b) in split.parts.items():  # only on the test split: picks == all
@@ -194,11 +199,11 @@ class TextTask(Task):
         Empty inputs give empty outputs; inputs longer than the model's limit are truncated
         with a warning.
         """
-        texts = [raw] if isinstance(raw, str) else list(raw)
+        texts = [t.strip() for t in ([raw] if isinstance(raw, str) else raw)]
         limit = info["max_source_tokens"]
         src, keep = [], []
-        for i, (text, ids) in enumerate(zip(texts, encode(self.tok, [t.strip() for t in texts]))):
-            if not text.strip():
+        for i, (text, ids) in enumerate(zip(texts, encode(self.tok, texts))):
+            if not text:
                 continue
             if len(ids) >= limit:
                 warnings.warn(f"input {i + 1} has {len(ids)} tokens, more than the model's "
@@ -206,7 +211,8 @@ class TextTask(Task):
             src.append(ids[:limit - 1] + [EOS_ID])
             keep.append(i)
         out = [""] * len(texts)
-        answers = self.translate_ids(model, src, beam or self._cfg.model.beam) if src else []
+        answers = self.translate_ids(model, src, [texts[i] for i in keep],
+                                     beam or self._cfg.model.beam) if src else []
         for i, answer in zip(keep, answers):
             out[i] = answer
         return out
@@ -253,7 +259,8 @@ class TextTask(Task):
     def report(self, model: nn.Module, split: Split, cfg: Config, run_dir: Path) -> str:
         (run_dir / "tokenizer.json").write_text(self.tok.to_str())
         picks = random.Random(0).sample(range(len(split)), min(8, len(split)))
-        hyps = self.translate_ids(model, [split.src[i] for i in picks], cfg.model.beam)
+        hyps = self.translate_ids(model, [split.src[i] for i in picks],
+                                  [split.sources[i] for i in picks], cfg.model.beam)
         rows = ["## Test examples", "", f"BLEU signature: `{self.signature}`", "",
                 "| source | reference | output |", "| --- | --- | --- |"]
         for i, hyp in zip(picks, hyps):
