@@ -84,6 +84,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="episodes driven in parallel")
     ap.add_argument("--budget-minutes", type=float, default=30,
                     help="start no DAgger round after this many minutes of training")
+    ap.add_argument("--noise", type=float, default=0.1,
+                    help="steering perturbation while recording (labels stay the expert's)")
     ap.add_argument("--config", default=str(RECIPE))
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--dry-run", action="store_true", help="print, do not write RESULTS.md")
@@ -93,7 +95,8 @@ def main() -> None:
     state: dict = {"rounds": [], "stopped": ""}
     if not any(data.glob("*.npz")):
         t0 = time.time()
-        record(data, parse_seeds(args.record_seeds), workers=args.workers, quiet=True)
+        record(data, parse_seeds(args.record_seeds), workers=args.workers, quiet=True,
+               noise=args.noise)
         state["record_s"] = time.time() - t0
         print(f"recorded in {state['record_s']:.0f}s", flush=True)
     n_frames = sum(len(read_episode(f)[1]) for f in recording_files([data]))
@@ -118,7 +121,8 @@ def main() -> None:
             "the same tracks for every row; score = the simulator's reward (+1000/N per tile, "
             "-0.1 per step), episodes of at most 1000 steps, the first 50 of which (camera "
             "zoom-in) the car waits. Training data: the expert on tracks "
-            f"{args.record_seeds} ({n_frames} frames, {recorded}; the last track held out "
+            f"{args.record_seeds}, its steering perturbed by {args.noise:g} while the labels "
+            f"stay its own ({n_frames} frames, {recorded}; the last track held out "
             "for the offline val/loss).", "",
             "| driver | mean score | median | worst track | laps completed | tiles covered | "
             "off-track steps | notes |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -25,6 +25,9 @@ Parts:
             median and min-max. Lightning is optional (`pip install -e .[bench]`); without it
             that column is skipped with a note.
   compile   engine steps/s with train.compile=true against false (after compilation)
+  compare   `e2e compare vision` in full (1/3/10/30/100% of the training images, the default
+            recipe end to end vs HOG + logistic regression and the layer-wise CNN), plain
+            column (AVX2, fp32); its table and data-curve plot
 
 Two columns, as in issue 16. "plain CPU" runs everything in fp32 (train.precision=fp32) with
 the CPU capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
@@ -70,6 +73,7 @@ RUNS = {
                  "budget_s": 0},
 }
 NO_AMX = "not measured (no AMX on this CPU)"
+PLOTS = ROOT / "bench" / "plots"
 
 
 def child_env(capped: bool, threads: int) -> dict[str, str]:
@@ -419,6 +423,12 @@ def section(parts: dict[str, dict]) -> str:
         lines += [f"`train.compile=true` ({cmd('compile')}): {b['compiled']:.2f} steps/s "
                   f"against {b['eager']:.2f} eager (x{b['compiled'] / b['eager']:.2f}, best of "
                   "2 each, timed after compilation).", ""]
+    if "compare" in get:
+        c = get["compare"]
+        lines += [f"End to end vs stepwise ({cmd('compare')}, which runs `{c['command']}` "
+                  f"with the AVX2 cap, {c['threads']} thread(s); {c['wall_s'] / 60:.0f} min "
+                  "wall in all):", "", *c["notes"], "", *c["table"], "",
+                  "![vision data curve](plots/vision_data_curve.png)", ""]
     lines += [RECIPE_RUNS, "", HISTORY, ""]
     lines += [f"Default recipe: widths {list(cfg.model.widths)}, stem_pool "
               f"{cfg.model.stem_pool}, batch {cfg.train.batch_size}, {cfg.train.optimizer} + "
@@ -446,7 +456,35 @@ RECIPE_RUNS = (
     "for the first 9.5 epochs, about 80 CPU s per epoch, before the allocator fix that saves "
     "20-25% of that). The default's 18 epochs were chosen from these two points (test accuracy "
     "grew ~0.9 points per doubling of the epochs); the 18-epoch run is the `default` row above.")
-PARTS = ["isa", "overhead", "speed", "compile", "first", "default", "accurate"]
+PARTS = ["isa", "overhead", "speed", "compile", "first", "default", "compare", "accurate"]
+
+
+def compare_part(out_root: Path, threads: int, tiny: bool) -> dict:
+    """`e2e compare vision` as a user runs it, in the plain column; its report's table."""
+    out = out_root / "compare"
+    shutil.rmtree(out, ignore_errors=True)
+    args = ["--set", "train.precision=fp32"]
+    if tiny:
+        args += ["--data", "digits", "--quick", "--set", "train.epochs=1",
+                 "--set", "model.widths=[8,16]", "--set", "train.batch_size=32"]
+    command = [sys.executable, "-m", "e2e", "compare", "vision", *args, "--out", str(out)]
+    started = time.time()
+    proc = subprocess.run(command, cwd=ROOT, env=child_env(True, threads), capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{proc.stderr[-3000:]}")
+    report = (out / "report.md").read_text().splitlines()
+    # the comparison's own table and verdict lines, from its header row to the winners
+    start = next(i for i, line in enumerate(report) if line.startswith("| system"))
+    end = next(i for i, line in enumerate(report) if line.startswith("Winner by"))
+    notes = [line for line in report[report.index("## vision") + 1:start] if line.strip()]
+    if not tiny:  # bench/runs is not in git: the plot RESULTS.md and the README show is
+        PLOTS.mkdir(exist_ok=True)
+        shutil.copy(out / "vision_data_curve.png", PLOTS / "vision_data_curve.png")
+    return {"wall_s": time.time() - started, "threads": threads, "table": report[start:end + 1],
+            "notes": notes, "plot": str(out / "vision_data_curve.png"),
+            "command": "e2e compare vision " + " ".join(args) + f" --out {out}"}
+
 
 
 def run_part(part: str, args: argparse.Namespace) -> dict:
@@ -473,6 +511,8 @@ def run_part(part: str, args: argparse.Namespace) -> dict:
         return sp
     if part == "compile":
         return compile_speed(out, max(args.steps, 40), args.warmup, args.tiny)
+    if part == "compare":
+        return compare_part(out, args.threads, args.tiny)
     rows = [train_run(part, out, "plain", args.threads, args.tiny)]
     if cpu_has_amx():
         rows.append(train_run(part, out, "amx", args.threads, args.tiny))
@@ -498,7 +538,7 @@ def main() -> None:
     saved = Path(args.out) / "parts"
     saved.mkdir(parents=True, exist_ok=True)
     parts = [args.only] if args.only else [] if args.report else \
-        [p for p in PARTS if p != "accurate"]
+        [p for p in PARTS if p not in ("accurate", "compare")]
     command = "python bench/vision.py " + " ".join(sys.argv[1:])
     for part in parts:  # each part is saved as it finishes: parts may run on separate cores
         result = {"command": command, "machine": machine(), **{"result": run_part(part, args)}}

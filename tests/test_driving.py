@@ -19,7 +19,7 @@ from conftest import run_cli  # noqa: E402
 from e2e import api  # noqa: E402
 from e2e.data.driving_records import read_episode, write_episode  # noqa: E402
 from e2e.errors import DatasetMissing, E2EError  # noqa: E402
-from e2e.tasks.driving.closed_loop import ExpertPolicy, NetPolicy, run_episode  # noqa: E402
+from e2e.tasks.driving.closed_loop import ExpertPolicy, NetPolicy, one_pedal, run_episode  # noqa: E402
 from e2e.tasks.driving.sim import WARMUP, make_env, parse_seeds  # noqa: E402
 
 TINY = ["train.epochs=2", "train.batch_size=32", "train.device=cpu", "data.max_steps=100",
@@ -124,7 +124,13 @@ def test_tiny_behavior_cloning_then_drive_with_video(recordings, tmp_path):
     from PIL import Image
 
     with Image.open(gif) as im:
-        assert im.n_frames == (90 - WARMUP) // 2 and im.size == (288, 324)
+        # one frame per 2 steps, 80 ms each (Pillow merges identical neighbours, e.g. while
+        # an untrained network stands still, into one longer frame: count the time)
+        durations = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            durations.append(im.info["duration"])
+        assert sum(durations) == 80 * ((90 - WARMUP) // 2) and im.size == (288, 324)
     # predict: raw frame in, controls out
     frame = read_episode(recordings / "episode-000000.npz")[0][0]
     (action,) = api.load(out).predict(frame)
@@ -248,7 +254,7 @@ def test_policy_sees_the_frame_stacks_it_was_trained_on(tmp_path):
         acted = policy.act(frames[t])
     with torch.no_grad():
         want = model(x[12:13])[0].numpy()
-    want[2] = want[2] if want[2] >= 0.05 else 0.0  # the policy's brake dead zone
+    want = one_pedal(want)  # as the policy applies them
     np.testing.assert_allclose(acted, want, rtol=1e-5, atol=1e-6)
 
 
@@ -256,11 +262,13 @@ def test_network_reads_the_speed_bar_but_not_the_steering_bar():
     model = _tiny_pilotnet(1)
     frame = torch.full((1, 3, 96, 96), 100, dtype=torch.uint8)
     base = model(frame)
-    speed, steering = frame.clone(), frame.clone()
+    speed, steering, score = frame.clone(), frame.clone(), frame.clone()
     speed[..., 88:93, 12:15] = 255  # the speed bar (HUD columns 12-14)
     steering[..., 86:91, 40:48] = 255  # the steering bar (HUD, around column 48)
+    score[..., 86:93, 1:10] = 255  # the running score's digits
     assert not torch.allclose(model(speed), base)
     assert torch.equal(model(steering), base)
+    assert torch.equal(model(score), base)
     # hud=crop: the whole HUD is gone, speed bar too
     cropped = _tiny_pilotnet(1, hud="crop")
     assert torch.equal(cropped(speed), cropped(frame))
@@ -300,3 +308,46 @@ def test_drive_refuses_a_run_of_another_task(tmp_path):
     assert proc.returncode != 0
     assert "is a 'vision' run; `e2e drive` needs a run of the driving application" in \
         proc.stderr + proc.stdout
+
+
+class _Fixed(torch.nn.Module):
+    """A 'network' that always answers the same (steer, gas, brake)."""
+
+    def __init__(self, action):
+        super().__init__()
+        self.action = torch.tensor([action], dtype=torch.float32)
+
+    def forward(self, x):
+        return self.action.expand(len(x), 3)
+
+
+@pytest.mark.parametrize("raw, pressed", [((0.1, 0.6, 0.13), (0.1, 0.6, 0.0)),
+                                          ((0.1, 0.2, 0.5), (0.1, 0.0, 0.5)),
+                                          ((0.1, 0.0, 0.03), (0.1, 0.0, 0.0))])
+def test_the_network_presses_one_pedal_at_a_time(raw, pressed):
+    policy = NetPolicy(_Fixed(raw), {"frame_shape": [96, 96, 3]})
+    action = policy.act(np.zeros((96, 96, 3), np.uint8))
+    assert np.allclose(action, pressed)
+
+
+def test_noisy_expert_records_clean_labels_and_drifts_off_the_line(tmp_path):
+    from e2e.tasks.driving.closed_loop import NoisyExpertPolicy
+
+    clean, _ = run_episode(ExpertPolicy(), seed=3, max_steps=250, record=tmp_path / "clean.npz")
+    noisy, _ = run_episode(NoisyExpertPolicy(0.2, seed=3), seed=3, max_steps=250,
+                           record=tmp_path / "noisy.npz")
+    frames_c, labels_c = read_episode(tmp_path / "clean.npz")
+    frames_n, labels_n = read_episode(tmp_path / "noisy.npz")
+    # the perturbed car sees other frames (it left the expert's line) ...
+    assert not np.array_equal(frames_c[-1], frames_n[-1])
+    # ... and the labels are the expert's own actions in those states: within [-1, 1] and
+    # not the executed (noisy) steering, which wanders by ~0.2 around them
+    assert np.abs(labels_n[:, 0]).max() <= 1
+    policy = NoisyExpertPolicy(0.2, seed=3)
+    label = np.array([0.0, 1.0, 0.0], np.float32)
+    executed = np.array([policy.act(None, label)[0] for _ in range(2000)])
+    assert 0.1 < executed.std() < 0.3 and abs(executed.mean()) < 0.1
+    assert np.corrcoef(executed[:-1], executed[1:])[0, 1] > 0.8  # it wanders, not jitters
+    # the same seed drives the same perturbation: recordings are reproducible
+    a, b = NoisyExpertPolicy(0.2, seed=5), NoisyExpertPolicy(0.2, seed=5)
+    assert all(a.act(None, label)[0] == b.act(None, label)[0] for _ in range(50))

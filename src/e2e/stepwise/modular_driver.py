@@ -96,7 +96,7 @@ class ModularDriver:
         self.cfg, self.name = cfg or ModularConfig(), name
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, seed: int = 0) -> None:
         self.prev_angle: float | None = None
 
     def plan(self, frame: np.ndarray) -> tuple[float, float, float]:

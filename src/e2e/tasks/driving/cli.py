@@ -32,6 +32,9 @@ def add_parsers(sub, data_sub) -> None:
     p.add_argument("--episodes", type=int, help="record the first N of the seeds (default all)")
     p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--workers", type=int, default=2, help="episodes recorded in parallel")
+    p.add_argument("--noise", type=float, default=0.1,
+                   help="perturb the executed steering by this much (std) while the labels "
+                        "stay the expert's, so the data shows recoveries (DART); 0 = none")
     p.set_defaults(handler=cmd_data_driving)
 
 
@@ -97,7 +100,7 @@ def cmd_data_driving(args) -> int:
 
     seeds = _seeds(args.seeds, args.episodes)
     make_env().close()
-    episodes = record(args.out, seeds, args.workers, args.max_steps)
+    episodes = record(args.out, seeds, args.workers, args.max_steps, noise=args.noise)
     frames = sum(e.steps for e in episodes) - 50 * len(episodes)
     print(f"recorded {len(episodes)} episodes, {frames} frames, mean expert score "
           f"{sum(e.score for e in episodes) / len(episodes):.1f} -> {args.out}")

@@ -28,6 +28,21 @@ STALL_STEPS = 150  # end an episode after this many steps without a new tile (ca
 BRAKE_DEADZONE = 0.05
 
 
+def one_pedal(action: np.ndarray) -> np.ndarray:
+    """The network's (steer, gas, brake) as a driver applies them: one pedal at a time.
+
+    Where the expert brakes in some frames that look alike and not in others, regression
+    answers with a little of both (gas 0.6 and brake 0.13 every step: the car crawls), so the
+    stronger pedal wins; a brake under BRAKE_DEADZONE is none."""
+    if action[2] > action[1]:
+        action[1] = 0.0
+    else:
+        action[2] = 0.0
+    if action[2] < BRAKE_DEADZONE:
+        action[2] = 0.0
+    return action
+
+
 class ExpertPolicy:
     """The privileged expert as a policy (it reads the simulator, not the frame)."""
 
@@ -35,6 +50,31 @@ class ExpertPolicy:
 
     def act(self, obs: np.ndarray, expert_action: np.ndarray) -> np.ndarray:
         return expert_action
+
+
+class NoisyExpertPolicy(ExpertPolicy):
+    """The expert, recorded while its steering is perturbed (DART: Laskey et al., 2017).
+
+    A slowly wandering offset (an AR(1) process, standard deviation `noise`, correlated over
+    about ten steps) is added to the steering the car executes, so it drifts off the
+    expert's line; the recording keeps the expert's clean action as the label. Behavior
+    cloning then sees what a driver does when slightly off course, the states its own small
+    errors lead to, without a network in the loop (DAgger's rounds need one)."""
+
+    def __init__(self, noise: float, seed: int = 0):
+        self.noise, self.name = noise, f"expert, steering noise {noise:g}"
+        self.reset(seed)
+
+    def reset(self, seed: int = 0) -> None:
+        self.rng, self.drift = np.random.default_rng(seed), 0.0
+
+    def act(self, obs: np.ndarray, expert_action: np.ndarray) -> np.ndarray:
+        keep = 0.9  # correlation from one step to the next
+        self.drift = keep * self.drift + self.noise * np.sqrt(1 - keep ** 2) * \
+            self.rng.standard_normal()
+        action = expert_action.copy()
+        action[0] = np.clip(action[0] + self.drift, -1, 1)
+        return action
 
 
 class NetPolicy:
@@ -49,7 +89,7 @@ class NetPolicy:
         self.frames, self.gap = int(info.get("frames", 1)), int(info.get("frame_gap", 1))
         self.history: list[np.ndarray] = []
 
-    def reset(self) -> None:
+    def reset(self, seed: int = 0) -> None:
         self.history = []
 
     def check_frame(self, obs: np.ndarray) -> None:
@@ -68,9 +108,7 @@ class NetPolicy:
         x = torch.from_numpy(np.concatenate(stack, 2)).permute(2, 0, 1).unsqueeze(0)
         with torch.autocast("cpu", enabled=False):
             action = self.model(x)[0].float().numpy()
-        if action[2] < BRAKE_DEADZONE:
-            action[2] = 0.0
-        return action
+        return one_pedal(action)
 
 
 class MixedPolicy:
@@ -81,7 +119,7 @@ class MixedPolicy:
         self.net, self.beta, self.name = net, beta, f"{net.name}, expert mixed in at {beta:g}"
         self.rng = np.random.default_rng(seed)
 
-    def reset(self) -> None:
+    def reset(self, seed: int = 0) -> None:
         self.net.reset()
 
     def act(self, obs: np.ndarray, expert_action: np.ndarray) -> np.ndarray:
@@ -100,7 +138,7 @@ def run_episode(policy, seed: int, max_steps: int = MAX_STEPS, record: Path | No
     if isinstance(policy, NetPolicy):
         policy.check_frame(obs)
     if hasattr(policy, "reset"):  # a policy with state (e.g. a PD controller) starts afresh
-        policy.reset()
+        policy.reset(seed)
     expert = Expert(env)
     frames, labels, shown = [], [], []
     score, offtrack, last_tile, tiles, lap = 0.0, 0, 0, 0, False

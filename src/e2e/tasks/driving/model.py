@@ -14,7 +14,9 @@ from torch import nn
 from e2e.tasks.driving.config import DrivingModelConfig
 from e2e.tasks.driving.sim import HUD_ROWS
 
-SPEED_BAR_COLS = 16  # HUD columns 0-15 hold the speed bar; from 16 on: ABS, steering, gyro
+# HUD columns 11-15 hold the speed bar (drawn at 12-14); 0-10 the running score (digits that
+# say nothing about the road); from 16 on the ABS, steering and gyro bars
+SPEED_BAR_COLS = slice(11, 16)
 
 
 class PilotNet(nn.Module):
@@ -29,7 +31,8 @@ class PilotNet(nn.Module):
         self.crop = HUD_ROWS if m.hud == "crop" else 0
         mask = torch.ones(1, 1, h - self.crop, w)
         if m.hud == "speed":  # the speed bar stays: speed is state, not the label
-            mask[..., h - HUD_ROWS:, SPEED_BAR_COLS:] = 0
+            mask[..., h - HUD_ROWS:, :] = 0
+            mask[..., h - HUD_ROWS:, SPEED_BAR_COLS] = 1
         self.register_buffer("mask", mask, persistent=False)
         # the road is wide and its edges sharp: half resolution keeps them and costs 4x less
         self.pool = nn.AvgPool2d(m.pool) if m.pool > 1 else nn.Identity()

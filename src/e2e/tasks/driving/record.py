@@ -7,14 +7,17 @@ from pathlib import Path
 
 from e2e.data.driving_records import FRAME_SHAPE, write_metadata
 from e2e.engine.progress import Ticker
-from e2e.tasks.driving.closed_loop import ExpertPolicy, drive
+from e2e.tasks.driving.closed_loop import ExpertPolicy, NoisyExpertPolicy, drive
 from e2e.tasks.driving.expert import ExpertConfig
 from e2e.tasks.driving.sim import HUD_ROWS, MAX_STEPS, WARMUP
 
 
 def record(out: str | Path, seeds: list[int], workers: int = 2, max_steps: int = MAX_STEPS,
-           quiet: bool = False) -> list:
-    """One expert episode per seed, written to OUT/episode-SEED.npz; returns the episodes."""
+           quiet: bool = False, noise: float = 0.1) -> list:
+    """One expert episode per seed, written to OUT/episode-SEED.npz; returns the episodes.
+
+    With `noise` > 0 the executed steering is perturbed (NoisyExpertPolicy) and the
+    expert's clean actions are the labels."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ticker = Ticker(len(seeds), "recording", "tracks", interval=0, enabled=not quiet)
@@ -23,9 +26,11 @@ def record(out: str | Path, seeds: list[int], workers: int = 2, max_steps: int =
         ticker.update(note=f"track {ep.seed}: score {ep.score:.1f}, {ep.steps - WARMUP} frames, "
                            f"lap {'yes' if ep.lap else 'no'}")
     with ticker:
-        episodes, _ = drive(ExpertPolicy(), seeds, max_steps, workers, record_dir=out,
+        driver = NoisyExpertPolicy(noise) if noise > 0 else ExpertPolicy()
+        episodes, _ = drive(driver, seeds, max_steps, workers, record_dir=out,
                             progress=show)
-    write_metadata(out, {"simulator": "gymnasium CarRacing-v3", "driver": "expert",
+    write_metadata(out, {"simulator": "gymnasium CarRacing-v3", "driver": driver.name,
+                         "steering_noise": noise,
                          "expert": asdict(ExpertConfig()), "frame_shape": list(FRAME_SHAPE),
                          "hud_rows": HUD_ROWS, "warmup_steps_skipped": WARMUP,
                          "max_steps": max_steps, "actions": ["steer", "gas", "brake"],

@@ -218,7 +218,8 @@ class DrivingTask(Task):
 
     def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
         err = (model(batch["x"]) - batch["y"]).square().mean(0)
-        return self._cfg.model.steer_weight * err[0] + err[1] + err[2]
+        m = self._cfg.model
+        return m.steer_weight * err[0] + err[1] + m.brake_weight * err[2]
 
     # ---- evaluation: drive ----
     def evaluate(self, model: nn.Module, split: DriveSplit, cfg: Config) -> dict[str, float]:
