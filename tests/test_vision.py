@@ -225,3 +225,21 @@ def test_bench_overhead_times_the_engine_a_plain_loop_and_lightning(tmp_path):
     assert runs["engine"][0] > 0 and runs["plain"][0] > 0
     pytest.importorskip("lightning")
     assert runs["lightning"][0] > 0
+
+
+def test_bench_compare_part_runs_e2e_compare_and_keeps_its_table(tmp_path):
+    """bench/vision.py's `compare` part, tiny (digits, 1 epoch): the real `e2e compare vision`
+    runs in a child process and its table lands in the saved part."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "vision.py"
+    subprocess.run([sys.executable, str(bench), "--tiny", "--only", "compare", "--threads", "1",
+                    "--out", str(tmp_path)], check=True, capture_output=True, timeout=600)
+    part = json.loads((tmp_path / "parts" / "compare.json").read_text())["result"]
+    rows = [line for line in part["table"] if line.startswith("| end to end")]
+    assert len(rows) == 3  # --quick: 10%, 30% and 100% of the training images
+    assert any("HOG" in line for line in part["table"])
+    assert part["table"][-1].startswith("Winner by")
