@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -116,6 +117,15 @@ def blobs_config(**train) -> Config:
     base = dict(epochs=3, batch_size=32, lr=0.05, device="cpu", log_every=1, precision="fp32")
     return Config(task="blobs", train=TrainConfig(**{**base, **train}), data=BlobsData(),
                   model=MLPModel())
+
+
+def heavy_imports(code: str) -> list[str]:
+    """Run `code` in a fresh interpreter; which of torch and matplotlib it imported."""
+    probe = code + ("\nimport json, sys\n"
+                    "print(json.dumps([m for m in ('torch', 'matplotlib') if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def run_cli(*args: str, cwd: Path | None = None, check: bool = True,

@@ -1,10 +1,8 @@
 """`e2e data list`: every application's sources, installed or with the command that installs
 them, answered without loading torch."""
 
-import subprocess
-import sys
 
-from conftest import run_cli
+from conftest import heavy_imports, run_cli
 
 from e2e.data import catalog
 
@@ -66,13 +64,11 @@ def test_an_installed_source_says_where(tmp_path):
 
 
 def test_data_list_answers_without_loading_torch():
-    code = ("import sys, contextlib, io, e2e.cli\n"
+    code = ("import contextlib, io, e2e.cli\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
-            "    assert e2e.cli.main(['data', 'list']) == 0\n"
-            "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "[]", f"e2e data list imports {out.strip()}"
+            "    assert e2e.cli.main(['data', 'list']) == 0")
+    loaded = heavy_imports(code)
+    assert loaded == [], f"e2e data list imports {loaded}"
 
 
 def test_copied_install_commands_match_their_applications():
