@@ -160,8 +160,8 @@ def main() -> None:
         "## Speech: real human voices + synthetic voices in training, real people in test", "",
         f"Command: `flock /tmp/e2e-core0.lock taskset -c 0 {command}` (recipe "
         f"`{args.config}`)", "",
-        f"Machine: {machine()} (2 cores, AVX2, no AMX), shared with other agents' jobs, so "
-        f"timings are noisy. Training: one core, {args.threads} torch thread(s), "
+        f"Machine: {machine()}; pinned to one core (the other may run another benchmark). "
+        f"Training: {args.threads} torch thread(s), "
         f"{args.minutes:g} minutes of wall clock ({r.get('steps', '?')} steps, batch "
         f"{load_config(args.config).train.batch_size}; calibrated {rate:.2f} steps/s); the "
         f"whole command took {wall / 60:.0f} minutes with the final evaluation.", "",

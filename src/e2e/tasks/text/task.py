@@ -41,9 +41,15 @@ from e2e.tasks.text import metrics
 from e2e.tasks.text.config import TextDataConfig, TextModelConfig, train_recipe
 from e2e.tasks.text.decode import generate
 from e2e.tasks.text.model import Seq2SeqTransformer
-from e2e.tasks.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, decode, encode, load_bpe, train_bpe
+from e2e.tasks.text.tokenizer import (BOS_ID, EOS_ID, PAD_ID, decode, encode, load_bpe, protects,
+                                      train_bpe)
 
 SOURCES = ("bible-en-es", "debian-descriptions", "messages-en-es")
+
+
+def summarizes(cfg: Config) -> bool:
+    """Summarization (Debian descriptions) rather than translation."""
+    return cfg.data.source == "debian-descriptions"
 
 
 class TextPairs(Dataset):
@@ -143,6 +149,12 @@ class TextTask(Task):
                                ignore_index=PAD_ID, label_smoothing=smoothing)
 
     # ---- evaluation and prediction ----
+    @property
+    def keeps_placeholders(self) -> bool:
+        """Whether decoding must emit each placeholder sentinel of the source, no more and no
+        fewer (a translation: yes; a summary: no, and tokenizers without sentinels can't)."""
+        return protects(self.tok) and not summarizes(self._cfg)
+
     def translate_ids(self, model: nn.Module, src: list[list[int]], sources: list[str],
                       beam: int, cache: bool = True) -> list[str]:
         """Decode in batches of similar length; answers come back in input order.
@@ -158,7 +170,7 @@ class TextTask(Task):
                        delay=10):
             idx = order[i:i + m.eval_batch]
             ids = generate(model, pad([src[j] for j in idx]).to(device), beam,
-                           m.length_penalty, cache=cache)
+                           m.length_penalty, cache=cache, sentinels=self.keeps_placeholders)
             for j, text in zip(idx, decode(self.tok, ids, [sources[j] for j in idx])):
                 out[j] = text
         return out
@@ -188,7 +200,7 @@ class TextTask(Task):
         # Translations (software messages above all) must keep every %s, {0}, ... intact; a
         # summary leaves most of its source out, placeholders included.
         kept, total = placeholder_kept(srcs, hyps)
-        if total and "debian-descriptions" not in cfg.data.source:
+        if total and not summarizes(cfg):
             scores["placeholders"] = 100 * kept / total
         return {**scores, "loss": loss_sum / max(tokens, 1)}
 
@@ -249,7 +261,7 @@ class TextTask(Task):
     demo_input = "text"  # the demo page: type text, read the translation or summary
 
     def demo_page(self, info: dict[str, Any]) -> dict:
-        summary = self._cfg.data.source == "debian-descriptions"
+        summary = summarizes(self._cfg)
         return {"prompt": "A long description to summarize" if summary else
                 "English text to translate", "verb": "Summarize" if summary else "Translate"}
 

@@ -27,6 +27,7 @@ PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 SENTINELS = tuple(f"<ph{i}>" for i in range(10))  # ids 3..12; further placeholders stay text
 SENTINEL = re.compile(r"<ph\d>")
+SENTINEL_IDS = tuple(range(3, 3 + len(SENTINELS)))  # right after the three above
 
 
 def protect(text: str, source: str | None = None) -> str:
