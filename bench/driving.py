@@ -36,6 +36,7 @@ from e2e.data.driving_records import read_episode, recording_files
 from e2e.stepwise.modular_driver import ModularConfig, ModularDriver
 from e2e.tasks import load_config
 from e2e.tasks.driving.closed_loop import ExpertPolicy, drive, summarize
+from e2e.tasks.driving.config import STEERING_NOISE
 from e2e.tasks.driving.dagger import load_policy, run_dagger
 from e2e.tasks.driving.record import record
 from e2e.tasks.driving.sim import parse_seeds
@@ -84,7 +85,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="episodes driven in parallel")
     ap.add_argument("--budget-minutes", type=float, default=30,
                     help="start no DAgger round after this many minutes of training")
-    ap.add_argument("--noise", type=float, default=0.1,
+    ap.add_argument("--noise", type=float, default=STEERING_NOISE,
                     help="steering perturbation while recording (labels stay the expert's)")
     ap.add_argument("--config", default=str(RECIPE))
     ap.add_argument("--set", dest="overrides", action="append", default=[])

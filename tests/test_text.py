@@ -15,8 +15,16 @@ from e2e.engine.batching import bucket_by_length
 from e2e.errors import DatasetMissing, E2EError
 from e2e.tasks.text.decode import SentinelConstraint, beam_search, generate, greedy
 from e2e.tasks.text.model import Seq2SeqTransformer
-from e2e.tasks.text.tokenizer import (EOS_ID, SENTINEL_IDS, SENTINELS, decode, encode, protect,
-                                      restore, train_bpe)
+from e2e.tasks.text.tokenizer import (
+    EOS_ID,
+    SENTINEL_IDS,
+    SENTINELS,
+    decode,
+    encode,
+    protect,
+    restore,
+    train_bpe,
+)
 
 WORDS = "red green blue cat dog sun moon tree star fish".split()
 FORMATS = ["%s", "%d", "{0}", "%(count)d", "%2$s", "%-5.2f", "%%"]  # %% is a literal percent

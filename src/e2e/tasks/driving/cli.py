@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from e2e.errors import E2EError
+from e2e.tasks.driving.config import STEERING_NOISE
 
 
 def add_parsers(sub, data_sub) -> None:
@@ -32,7 +33,7 @@ def add_parsers(sub, data_sub) -> None:
     p.add_argument("--episodes", type=int, help="record the first N of the seeds (default all)")
     p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--workers", type=int, default=2, help="episodes recorded in parallel")
-    p.add_argument("--noise", type=float, default=0.1,
+    p.add_argument("--noise", type=float, default=STEERING_NOISE,
                    help="perturb the executed steering by this much (std) while the labels "
                         "stay the expert's, so the data shows recoveries (DART); 0 = none")
     p.set_defaults(handler=cmd_data_driving)

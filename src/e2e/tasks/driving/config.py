@@ -9,6 +9,10 @@ from typing import ClassVar
 from e2e.config import Config, TrainConfig
 from e2e.tasks.driving.sim import MAX_STEPS
 
+# Std of the steering perturbation while the expert records (`e2e data driving --noise`,
+# bench/driving.py): enough drift that the data shows recoveries, too little to crash it.
+STEERING_NOISE = 0.1
+
 
 @dataclass
 class DrivingDataConfig:

@@ -8,12 +8,13 @@ from pathlib import Path
 from e2e.data.driving_records import FRAME_SHAPE, write_metadata
 from e2e.engine.progress import Ticker
 from e2e.tasks.driving.closed_loop import ExpertPolicy, NoisyExpertPolicy, drive
+from e2e.tasks.driving.config import STEERING_NOISE
 from e2e.tasks.driving.expert import ExpertConfig
 from e2e.tasks.driving.sim import HUD_ROWS, MAX_STEPS, WARMUP
 
 
 def record(out: str | Path, seeds: list[int], workers: int = 2, max_steps: int = MAX_STEPS,
-           quiet: bool = False, noise: float = 0.1) -> list:
+           quiet: bool = False, noise: float = STEERING_NOISE) -> list:
     """One expert episode per seed, written to OUT/episode-SEED.npz; returns the episodes.
 
     With `noise` > 0 the executed steering is perturbed (NoisyExpertPolicy) and the

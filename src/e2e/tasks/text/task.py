@@ -41,8 +41,16 @@ from e2e.tasks.text import metrics
 from e2e.tasks.text.config import TextDataConfig, TextModelConfig, train_recipe
 from e2e.tasks.text.decode import generate
 from e2e.tasks.text.model import Seq2SeqTransformer
-from e2e.tasks.text.tokenizer import (BOS_ID, EOS_ID, PAD_ID, decode, encode, load_bpe, protects,
-                                      train_bpe)
+from e2e.tasks.text.tokenizer import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    decode,
+    encode,
+    load_bpe,
+    protects,
+    train_bpe,
+)
 
 SOURCES = ("bible-en-es", "debian-descriptions", "messages-en-es")
 
