@@ -45,6 +45,27 @@ def test_queen_table_dialogue_and_mp3_clips():
     assert np.abs(xl).max() > 0.05  # speech, not silence
 
 
+@needs_queen
+def test_queen_cutaway_jas_and_opening_lines():
+    a = amazon_queen.Archive()
+    by_name = {c.name: c for c in a.clips()}
+    # QUEEN2.JAS: Joe's response 5, and description 7 in two segments (split at *14)
+    assert by_name["JOE00051"].text == "Why the heck would I want that?"
+    assert by_name["JOE00471"].text == "There's a label that reads:"
+    assert by_name["JOE00472"].text == '"Antidote for Super Soldier Serum"'
+    assert by_name["JOE00472"].source == "JAS" and by_name["JOE00472"].speaker == "JOE"
+    # Cutaways: object 6 of C26A (the chef), object 5 of C13D (Joe)
+    chef = by_name["C26A_061"]
+    assert (chef.text, chef.speaker, chef.source) == ("This is just what I need!", "CHEF", "CUT")
+    assert (by_name["C13D_051"].text, by_name["C13D_051"].speaker) == ("Sorry.", "JOE")
+    # A reused object ("note") speaks for several people in C41B: no certain speaker, left out
+    assert "C41B_381" not in by_name
+    # Dialogue files' opening and meeting-again lines
+    assert by_name["04SSSSJ1"].text == "Hey, I know you don't I?"
+    assert by_name["04XXXXP1"].speaker == "APE"
+    assert len(a.clips()) > 6000 > len(a.clips(("DOG",)))
+
+
 def test_queen_segments_split_at_stage_directions():
     assert amazon_queen.segments("Hello there*FL How are you?") == ["Hello there",
                                                                      " How are you?"]
