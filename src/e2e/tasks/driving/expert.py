@@ -4,8 +4,9 @@ Pure pursuit on a racing line (the centerline smoothed within the road, so bends
 wider and faster) steers toward a point a speed-dependent distance ahead, damped by the
 hull's yaw rate (without it the car weaves after fast bends and spins); a curvature-aware
 speed profile brakes before bends, sized by how much the line turns over the stretch the
-car covers while braking; off the road it slows to crawl back. It labels the frames that the
-network learns from, including (for DAgger) states the network itself drove into.
+car covers while braking; gas is held back while steering (traction control); off the
+road it slows to crawl back. It labels the frames that the network learns from, including
+(for DAgger) states the network itself drove into.
 """
 
 from __future__ import annotations
@@ -22,19 +23,30 @@ WHEELBASE = 3.24  # (80 + 82) * 0.02 m between axles
 @dataclass
 class ExpertConfig:
     lookahead: float = 6.0  # m, at standstill
-    lookahead_per_speed: float = 0.2  # extra metres per m/s
+    # extra metres per m/s. Pure pursuit corrects a lateral error e with a wheel angle of
+    # about 2 * WHEELBASE * e / ld^2, so a long lookahead at speed leaves a steering
+    # perturbation uncorrected until the car is metres off the line: at 0.2 (ld 26 m at
+    # 100 m/s) a steering perturbation of 0.1 crashed the fast expert (876.1 mean, worst
+    # 198.1, seeds 0-99), at 0.15 it holds (seeds 0-99, lateral 110: 917.9, worst 880.1;
+    # 0.1-0.12 were as robust, 0.4-0.7 slower clean).
+    lookahead_per_speed: float = 0.15
     # m/s. The score is 1000 for the tiles minus 0.1 per step, so a lap in 890 steps scores
-    # 908 and one in 830 scores 915: speed buys little, a crash costs hundreds. Flat out
-    # (100) this expert brakes hard into every bend, and a network imitating it arrived too
-    # fast and left the road; at 70 it brakes for the sharp bends only (907.7 vs 914.6
-    # alone on tracks 0-19, 906.6 with its steering perturbed by 0.1). At 80 the expert
-    # scores 912.3 on the 100 test tracks (907.7 at 70) and its imitator drives faster
-    # (median 918.6 vs 915.9) but crashes more: the full bench gave 911.9 with a worst track
-    # of 364.7 after two DAgger rounds, against 914.8 and 835.3 at 70.
-    v_max: float = 70.0
-    v_min: float = 45.0  # m/s: never plan slower than this
-    lateral: float = 85.0  # m/s^2 of cornering held: a bend of curvature k allows sqrt(a/k)
-    decel: float = 50.0  # m/s^2 of braking assumed when planning ahead
+    # 908 and one in 760 scores 921: speed buys little, a crash costs hundreds. The old
+    # expert (v_max 70, lateral 85, decel 50, lookahead 0.2/m/s, no traction control)
+    # scored 908.9 on seeds 0-99; made faster it spun out of bends under full gas and
+    # drifted off the line at speed, and its imitator crashed (at v_max 80 the bench gave
+    # 911.9, worst track 364.7, after two DAgger rounds, against 914.8 and 835.3 at 70).
+    # With traction control and the shorter lookahead, the settings below score 924.0
+    # (worst 906.4) on seeds 0-99 and 922.2 (worst 879.8) with the steering perturbed by
+    # 0.1; on seeds 500-599 922.6 and 919.2 (worst 812.6 and 810.0, a track where the old
+    # expert scored 738.0), against 906.8 and 897.5 (worst 75.3) for the old expert.
+    v_max: float = 100.0
+    v_min: float = 45.0  # m/s: never plan slower than this (55 ran wide and missed tiles)
+    # m/s^2 of cornering held: a bend of curvature k allows sqrt(a/k). The car holds more
+    # (~180 through sharp bends), but 180 left no margin: perturbed, it ran wide and missed
+    # tiles (0.92 laps on seeds 0-99) and clean it lost a track (893.3); 150 scored 923.0.
+    lateral: float = 165.0
+    decel: float = 70.0  # m/s^2 of braking assumed when planning ahead (100 gained nothing)
     # m of track ahead searched for bends: about what the camera shows ahead of the car, so
     # the network that imitates this expert can see every bend it brakes for (at 60 m the
     # expert braked for bends out of the frame, and the network, unable to tell, averaged
@@ -43,6 +55,11 @@ class ExpertConfig:
     smooth: int = 3  # curvature is averaged over this many segments either side
     brake_gain: float = 0.05  # brake per m/s over the planned speed
     gas_gain: float = 0.1  # gas per m/s under it
+    # gas at most 1 - traction * |steer| (faded in up to 20 m/s, so that at full lock and
+    # standstill it can still pull away): CarRacing's car is rear-wheel drive, and full gas
+    # out of a bend spins the rear wheels, which then lose their side grip and the car spins
+    # (the faster expert crashed so on 2 of 100 perturbed drives). 0.5 and 1.0 both fixed it.
+    traction: float = 1.0
     steer_gain: float = 1.0
     # m: the racing line may leave the centerline by this much ... 4.5 m (of the road's 6.7 m
     # half width) scored 918 alone but drove within 2 m of the edge, where the small errors
@@ -121,7 +138,10 @@ class Expert:
             # proportional, not bang-bang: at a steady speed the label is then one smooth
             # function of what the frames show, not an on/off flicker whose average a
             # network would learn (gas 0.4 everywhere, even at a standstill)
-            gas, brake = float(np.clip(c.gas_gain * (v_target - speed), 0, 1)), 0.0
+            # traction control: the harder it steers, the less gas (see `traction`)
+            grip = 1 - c.traction * abs(steer) * min(speed / 20.0, 1.0)
+            gas = min(c.gas_gain * (v_target - speed), grip)
+            gas, brake = float(np.clip(gas, 0, 1)), 0.0
         elif speed > v_target + 3:
             gas, brake = 0.0, float(np.clip(c.brake_gain * (speed - v_target), 0.1, 0.8))
         else:
