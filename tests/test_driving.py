@@ -185,6 +185,21 @@ def test_dagger_round_adds_expert_labelled_states(recordings, tmp_path):
     assert not cfg["model"]["init"] and cfg["train"]["epochs"] == cfg0["train"]["epochs"]
     assert cfg["data"]["more"] == [str(out / "visited" / "round-1")]
 
+    # --dagger 2 on the finished run keeps rounds 0 and 1 and adds round 2 on all the data
+    kept = {r: (out / f"round-{r}" / "results.json").stat().st_mtime_ns for r in (0, 1)}
+    proc = run_cli("train", "driving", "--data", str(recordings), "--out", str(out),
+                   "--dagger", "2", *[a for o in TINY + ["data.dagger_seeds=200-201",
+                                                         "data.dagger_episodes=1",
+                                                         "data.dagger_epochs=1"]
+                                      for a in ("--set", o)])
+    summary2 = json.loads((out / "dagger.json").read_text())
+    assert [r["round"] for r in summary2["rounds"]] == [0, 1, 2]
+    assert summary2["rounds"][:2] == summary["rounds"] and "round 1: kept from" in proc.stdout
+    assert kept == {r: (out / f"round-{r}" / "results.json").stat().st_mtime_ns for r in (0, 1)}
+    cfg2 = yaml.safe_load((out / "round-2" / "config.yaml").read_text())
+    assert cfg2["data"]["more"] == [str(out / "visited" / f"round-{r}") for r in (1, 2)]
+    assert (out / "visited" / "round-2" / "episode-000201.npz").exists()
+
 
 def test_drawn_controls_show_a_left_turn_left_of_centre():
     from e2e.tasks.driving.closed_loop import draw_controls

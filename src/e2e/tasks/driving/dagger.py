@@ -37,7 +37,9 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
     """Round 0 = behavior cloning; rounds 1..N = roll out, label with the expert, retrain.
 
     With `budget_s`, no new round starts once that many seconds have passed; `on_round`
-    gets each round's results as soon as the round ends.
+    gets each round's results as soon as the round ends. A round that an earlier call with
+    the same `out` finished (its run holds results.json, dagger.json its row) is kept, not
+    redone: `rounds=3` on a finished 2-round run only adds round 3.
     """
     import time
 
@@ -54,9 +56,22 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
                        f"{rounds} rounds x data.dagger_episodes={d.dagger_episodes} need "
                        f"{rounds * d.dagger_episodes}")
     history, stopped, started = [], "", time.time()
+    earlier = out / "dagger.json"
+    finished = {row["round"]: row for row in
+                (json.loads(earlier.read_text())["rounds"] if earlier.exists() else [])
+                if (Path(row["run"]) / "results.json").exists()}
     cfg = copy.deepcopy(cfg)
     for r in range(rounds + 1):
         run, added = out / f"round-{r}", 0
+        if r in finished:  # done by an earlier call: its data joins the mix, its row is kept
+            if r > 0:
+                cfg.data.more = [*cfg.data.more, str(out / "visited" / f"round-{r}")]
+            history.append(finished[r])
+            if on_round:
+                on_round(finished[r])
+            if not quiet:
+                print(f"dagger round {r}: kept from {earlier}")
+            continue
         if budget_s and r > 0 and time.time() - started > budget_s:
             stopped = f"stopped before round {r}: the {budget_s:.0f}s budget was spent"
             if not quiet:
