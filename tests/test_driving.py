@@ -165,11 +165,15 @@ def _rows(path):
 @pytest.mark.slow
 def test_dagger_round_adds_expert_labelled_states(recordings, tmp_path):
     out = tmp_path / "dagger"
-    proc = run_cli("train", "driving", "--data", str(recordings), "--out", str(out),
-                   "--dagger", "1", *[a for o in TINY + ["data.dagger_seeds=200",
-                                                         "data.dagger_episodes=1",
-                                                         "data.dagger_epochs=1"]
-                                      for a in ("--set", o)])
+
+    def dagger(rounds: int):  # one tiny track per round, tracks 200, 201, ...
+        seeds = f"data.dagger_seeds=200-{199 + rounds}"
+        return run_cli("train", "driving", "--data", str(recordings), "--out", str(out),
+                       "--dagger", str(rounds),
+                       *[a for o in TINY + [seeds, "data.dagger_episodes=1",
+                                            "data.dagger_epochs=1"] for a in ("--set", o)])
+
+    proc = dagger(1)
     summary = json.loads((out / "dagger.json").read_text())
     assert [r["round"] for r in summary["rounds"]] == [0, 1] and "round 1: test/score" in \
         proc.stdout
@@ -187,11 +191,7 @@ def test_dagger_round_adds_expert_labelled_states(recordings, tmp_path):
 
     # --dagger 2 on the finished run keeps rounds 0 and 1 and adds round 2 on all the data
     kept = {r: (out / f"round-{r}" / "results.json").stat().st_mtime_ns for r in (0, 1)}
-    proc = run_cli("train", "driving", "--data", str(recordings), "--out", str(out),
-                   "--dagger", "2", *[a for o in TINY + ["data.dagger_seeds=200-201",
-                                                         "data.dagger_episodes=1",
-                                                         "data.dagger_epochs=1"]
-                                      for a in ("--set", o)])
+    proc = dagger(2)
     summary2 = json.loads((out / "dagger.json").read_text())
     assert [r["round"] for r in summary2["rounds"]] == [0, 1, 2]
     assert summary2["rounds"][:2] == summary["rounds"] and "round 1: kept from" in proc.stdout
