@@ -121,9 +121,9 @@ def main() -> None:
         cmd = " ".join(["OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python bench/driving.py",
                         *sys.argv[1:]]) if args.workers == 1 else \
             " ".join([".venv/bin/python bench/driving.py", *sys.argv[1:]])
-        state["command"] = cmd
-        if state.get("earlier_command"):  # resumed: the command that ran the kept stages first
+        if state.get("earlier_command"):  # resumed: the commands that ran the kept stages first
             cmd = f"{state['earlier_command']}`, then `{cmd}"
+        state["command"] = cmd  # the whole chain, so a second --resume still names the first
         recorded = (f"recorded in {state['record_s']:.0f}s" if "record_s" in state
                     else "recorded by an earlier run")
         lines = [
