@@ -94,8 +94,8 @@ def read_episode_frame() -> np.ndarray:
 def test_compare_records_then_trains_nested_subsets_and_drives_the_same_tracks(tmp_path):
     # 3 expert episodes of 110 steps (60 frames after the zoom-in); one is held out
     opts = CompareOptions(out=tmp_path, fractions=(0.5, 1.0),
-                          overrides=[*TINY[1:3], "train.epochs=1", "data.max_steps=110",
-                                     *TINY[4:]])
+                          overrides=[*TINY[1:3], "train.epochs=1", "train.max_steps=4",
+                                     "data.max_steps=110", *TINY[4:]])
     settings = DrivingCompare(episodes=3, sizes=(1, 2, 5))  # 5 > the 2 training episodes
     bar = Bar()
     result = compare_driving(opts, bar, settings)
@@ -115,6 +115,11 @@ def test_compare_records_then_trains_nested_subsets_and_drives_the_same_tracks(t
     # the stepwise side drives the test track: standing still scores -11 in 110 steps
     assert modular.quality > 10
     assert result.metric.higher_is_better and "| min score |" in result.notes
+    # the full comparison trains every size for the same steps (the test's 4, not the epochs)
+    assert "4 optimizer steps (batch 32) at every size" in result.notes
+    # the teacher drives the same test track, and scores what it scores (never a fixed text)
+    expert = next(ln for ln in result.notes.splitlines() if ln.startswith("| privileged expert"))
+    assert float(expert.split("|")[2]) > 10
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +129,8 @@ def compared(tmp_path_factory):
     run_cli("data", "driving", "--out", str(root / "rec"), "--seeds", "0-1",
             "--max-steps", "150", "--workers", "1")
     proc = run_cli("compare", "driving", "--data", str(root / "rec"), "--out",
-                   str(root / "report"), *[a for o in TINY for a in ("--set", o)])
+                   str(root / "report"),
+                   *[a for o in (*TINY, "train.max_steps=6") for a in ("--set", o)])
     return root, proc
 
 
