@@ -130,6 +130,9 @@ def test_version_bare_command_did_you_mean_and_exit_codes(capsys):
     assert usage.value.code == 2 and "did you mean 'train'" in capsys.readouterr().err
     code, _, err = cli(capsys, "train", "visoin")  # a command that ran and failed: exit 1
     assert code == 1 and "did you mean 'vision'" in err
+    with pytest.raises(SystemExit) as usage:  # the data curve's sizes are shares of the data
+        main(["compare", "text", "--fractions", "0.1,1.5"])
+    assert usage.value.code == 2 and "1.5 is not a share of the data" in capsys.readouterr().err
 
 
 def test_config_prints_the_applications_own_defaults(capsys):

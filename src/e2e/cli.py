@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset name or folder (sets data.source)")
     p.add_argument("--out", help="report directory (default: runs/compare-APP-TIMESTAMP)")
     p.add_argument("--quick", action="store_true", help="a small version that takes minutes")
+    p.add_argument("--fractions", type=fractions, default=(), metavar="F,F,...",
+                   help="the data curve's sizes as fractions of the training data (default "
+                        "0.01,0.03,0.1,0.3,1, with --quick 0.1,0.3,1; driving: tracks 5-200)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(handler=cmd_compare)
 
@@ -292,11 +295,25 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def fractions(text: str) -> tuple[float, ...]:
+    """--fractions: comma-separated shares of the training data, each in (0, 1]."""
+    try:
+        values = tuple(float(f) for f in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}': expected numbers like 0.1,0.3,1") from None
+    bad = [v for v in values if not 0 < v <= 1]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{bad[0]:g} is not a share of the data: each "
+                                         "fraction must be in (0, 1]")
+    return values
+
+
 def cmd_compare(args) -> int:
     from e2e.compare import CompareOptions, compare
 
     out = Path(args.out or f"runs/compare-{'-'.join(args.apps)}-{time.strftime('%Y%m%d-%H%M%S')}")
     report = compare(args.apps, CompareOptions(out=out, data=args.data, quick=args.quick,
+                                               fractions=args.fractions,
                                                overrides=args.overrides))
     print(report.read_text())
     print(f"report: {report}")

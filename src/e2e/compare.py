@@ -54,8 +54,6 @@ def compare(apps: list[str], opts: CompareOptions) -> Path:
     unknown = [a for a in apps if a not in COMPARISONS]
     if unknown:
         raise E2EError(f"no comparison for {unknown}; available: {', '.join(COMPARISONS)}")
-    if opts.quick:
-        opts.fractions = (0.1, 0.3, 1.0)
     opts.out.mkdir(parents=True, exist_ok=True)
     sections = [f"# End to end vs stepwise\n\nCommand: `e2e compare {' '.join(apps)}"
                 + (f" --data {opts.data}" if opts.data else "")
