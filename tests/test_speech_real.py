@@ -232,6 +232,20 @@ def test_real_mix_splits_by_speaker_and_keeps_the_unseen_corpus_out(tmp_path, mo
     assert not trained & {u.path for u in tests["drascula"]}
     assert all("drascula" not in str(p) for p in trained) and len(train) > 40
     assert (tmp_path / "LICENSES.md").read_text().count("- ") == 3
+    # data.real_n: nested subsets of the same training clips (the compare's data curve)
+    few, more = (real_splits(SpeechDataConfig(**{**vars(d), "real_n": k}))[0] for k in (10, 30))
+    assert len(few) == 10 and few == more[:10] and {u.path for u in more} <= trained
+    # ... which `e2e compare speech` trains on, the same fraction of real and synthetic
+    from e2e.stepwise.report import CompareOptions
+    from e2e.stepwise.speech import plan
+
+    p = plan(CompareOptions(tmp_path / "cmp", fractions=(0.5, 1.0), overrides=[
+        f"data.real={tmp_path}", "data.real_train=warzone", "data.real_unseen=drascula",
+        "data.real_val_fraction=0.1", "data.real_test_fraction=0.15", "data.max_test=50",
+        "data.n=100"]))
+    assert p.real_clips == len(train) and p.cfg.data.real_n == 0  # the recipe's mix, in full
+    assert p.parts == [(50, round(len(train) / 2)), (100, len(train))]
+    assert p.sizes == [a + b for a, b in p.parts] and p.cfg.train.time_limit > 0
     with pytest.raises(E2EError, match="overlaps"):
         real_splits(SpeechDataConfig(real=str(tmp_path), real_train="warzone",
                                real_unseen="warzone"))

@@ -8,11 +8,15 @@ Three systems, at nested training-set sizes, scored on the same test sets:
 - stepwise: MFCC + DTW isolated-word recognizer (e2e.stepwise.mfcc_dtw), its templates
   single words spoken by the corpus's training voices; nothing is learned by gradient.
 
-Training data is the espeak-ng corpus (`e2e data speech-synth`, same default folder as
-`e2e train speech`); subsets are prefixes of it (`data.n`), which the corpus plan makes
-nested. The primary quality is WER on the Asterisk number words and letters (a real human
-voice at 8 kHz, never trained on), which all three can be scored on; the neural models decode
-it with the word-list beam search. Other test sets' WERs go into the notes.
+Training data: the full comparison trains on bench/speech.py's mix (configs/speech/real-mix.yaml):
+the espeak-ng + flite corpus (`e2e data speech-synth`) and real voice acting from the game
+corpora (`e2e data speech-real`), speakers held out; --quick trains on a small espeak-ng corpus
+alone. Subsets are nested: prefixes of the synthetic plan (`data.n`) and of one fixed shuffle of
+the real clips (`data.real_n`), the same fraction of each. The primary quality is WER on the
+Asterisk number words and letters (a real human voice at 8 kHz, never trained on), which all
+three can be scored on; the neural models decode it with the word-list beam search. The
+networks' greedy WER and CER on the other test sets (held-out game speakers, the unseen
+corpus, synthetic voices) go into the notes.
 """
 
 from __future__ import annotations
@@ -35,15 +39,16 @@ from e2e.errors import E2EError
 from e2e.stepwise.report import CompareOptions, Comparison, Metric, Row, nested_sizes
 from e2e.tasks import load_config
 
-# The budgets (--set overrides win). --quick: 600 training utterances and 90 s per network,
-# about 10 minutes on 2 cores in all; otherwise the default 5,000-utterance corpus and 4
-# minutes per network, about an hour in all. The budget is time: the LR schedule follows the
-# clock (train.schedule_by_time) and max_steps is only a ceiling, so a slower machine gets
+# The budgets (--set overrides win). --quick: 600 espeak-ng utterances and 90 s per network,
+# about 10 minutes on 2 cores in all; otherwise bench/speech.py's real + synthetic mix and 10
+# minutes per network, about two hours in all. The budget is time: the LR schedule follows
+# the clock (train.schedule_by_time) and max_steps is only a ceiling, so a slower machine gets
 # fewer steps but the same, completed schedule.
 QUICK = ["data.n=600", "data.n_val=60", "data.n_test=60", "train.max_steps=1000",
          "train.time_limit=90", "train.schedule_by_time=true", "train.eval_every=100"]
-FULL = ["data.n_val=100", "data.n_test=100", "train.max_steps=3000", "train.time_limit=240",
-        "train.schedule_by_time=true", "train.eval_every=200"]
+RECIPE = Path(__file__).resolve().parents[3] / "configs" / "speech" / "real-mix.yaml"
+FULL = ["train.max_steps=20000", "train.time_limit=600", "train.schedule_by_time=true",
+        "train.eval_every=500"]
 MAX_TEMPLATES_PER_WORD = 20  # DTW cost grows with the templates; 20 per word is plenty
 SETS = ("asterisk digits+letters", "asterisk digits", "asterisk letters",
         "synth single words (test voices)")
@@ -53,7 +58,9 @@ SETS = ("asterisk digits+letters", "asterisk digits", "asterisk letters",
 class Plan:
     cfg: Config
     corpus: Path
-    sizes: list[int]  # training utterances of the two networks
+    sizes: list[int]  # training utterances of the two networks ...
+    parts: list[tuple[int, int]]  # ... each (synthetic, real)
+    real_clips: int  # real training clips there are (0: no real speech in the mix)
     template_sizes: list[int]  # template utterances of the DTW recognizer
     test_words: int  # synthetic single words from test voices
 
@@ -63,20 +70,30 @@ def plan(opts: CompareOptions) -> Plan:
 
     overrides = ([f"data.source={opts.data}"] if opts.data else []) + \
         (QUICK if opts.quick else FULL) + ["data.asterisk=false"] + list(opts.overrides)
-    cfg = load_config(None, "speech", overrides)
+    cfg = load_config(None if opts.quick else RECIPE, "speech", overrides)
     if cfg.data.source != "synth":
         raise E2EError(f"e2e compare speech trains on the espeak-ng corpus (data.source=synth); "
                        f"got '{cfg.data.source}'. The DTW templates need single words from the "
                        "corpus's training voices, which another source does not have")
     d = cfg.data
     corpus = Path(d.corpus).expanduser() if d.corpus else data_home() / "speech-synth"
-    sizes = nested_sizes(d.n, opts.fractions)
+    synth = nested_sizes(d.n, opts.fractions)
+    real_clips = 0
+    if d.real:
+        from e2e.tasks.speech.mix import real_splits
+
+        real_clips = real_splits(with_overrides(cfg, "data.real_n=0").data)[3][
+            "real_train_clips"]
+    # the same fraction of the real clips as of the synthetic utterances (so, nested too)
+    parts = [(n, max(1, round(real_clips * n / d.n)) if real_clips else 0) for n in synth]
+    sizes = [a + b for a, b in parts]
     # DTW gets as many template utterances as the networks get training utterances (capped:
     # its cost grows with them), so the rows meet at the same sizes. Below one template per
     # word, the words without one are simply never recognized.
     cap = MAX_TEMPLATES_PER_WORD * len(WORDS)
     test_words = -(-max(d.n_test, len(WORDS)) // len(WORDS)) * len(WORDS)  # whole rounds
-    return Plan(cfg, corpus, sizes, sorted({min(n, cap) for n in sizes}), test_words)
+    return Plan(cfg, corpus, sizes, parts, real_clips, sorted({min(n, cap) for n in sizes}),
+                test_words)
 
 
 def jobs(opts: CompareOptions) -> int:
@@ -151,13 +168,14 @@ def compare_speech(opts: CompareOptions, bar: tqdm) -> Comparison:
     mfcc_features(np.zeros(1600, np.float32))  # librosa's one-time set-up, kept out of timings
     rows: list[Row] = []
     details: list[tuple[str, int, dict[str, float], dict]] = []
-    for n in p.sizes:
+    for n, (n_synth, n_real) in zip(p.sizes, p.parts):
         for side, task, frontend in (
                 ("end to end (learned front end + conformer)", "speech", "learned"),
                 ("stepwise: MFCC + same conformer", "speech-mfcc", "mfcc")):
             bar.set_description(f"speech: {frontend} front end on {n} utterances")
             out = opts.out / "speech" / f"{frontend}-{n}"
-            cfg = with_overrides(p.cfg, f"data.n={n}")
+            cfg = with_overrides(p.cfg, f"data.n={n_synth}",
+                                 *([f"data.real_n={n_real}"] if p.real_clips else []))
             cfg.task = task
             r = api.train(config=cfg, out=out, quiet=True)
             scores, ms = score_network(out, tests)
@@ -186,12 +204,15 @@ def notes(p: Plan, tests: WordSets, details: list, opts: CompareOptions) -> str:
     from e2e.stepwise.mfcc_dtw import WORDS
 
     d, t = p.cfg.data, p.cfg.train
-    synth = [f"synth_{k}" for k in d.kinds.split(",")]
+    real = ([f"{c.strip()}_heldout" for c in d.real_train.split(",")]
+            + [c.strip() for c in d.real_unseen.split(",")]) if p.real_clips else []
+    others = real + [f"synth_{k}" for k in d.kinds.split(",")]  # the task's own test sets
     head = "| system | training utterances | " + " | ".join(SETS[1:]) + " | " + \
-        " | ".join(f"{s} (greedy)" for s in synth) + " |"
-    lines = [head, "|" + " --- |" * (2 + len(SETS) - 1 + len(synth))]
+        " | ".join(f"{s} (greedy WER / CER)" for s in others) + " |"
+    lines = [head, "|" + " --- |" * (2 + len(SETS) - 1 + len(others))]
     for side, n, scores, r in details:
-        extra = [f"{r[f'test/{s}_wer']:.4f}" if f"test/{s}_wer" in r else "-" for s in synth]
+        extra = [f"{r[f'test/{s}_wer']:.3f} / {r[f'test/{s}_cer']:.3f}"
+                 if f"test/{s}_wer" in r else "-" for s in others]
         lines.append(f"| {side} | {n:,} | " + " | ".join(f"{scores[s]:.4f}" for s in SETS[1:])
                      + " | " + " | ".join(extra) + " |")
     steps = f"{t.max_steps} steps" if t.max_steps else f"{t.epochs} epochs"
@@ -200,11 +221,17 @@ def notes(p: Plan, tests: WordSets, details: list, opts: CompareOptions) -> str:
         limit += " (the LR schedule follows the clock, so it completes in the time)"
     budget = (f"each network trains for at most {steps}{limit} (budget of the whole comparison: "
               + ("about 10 minutes on 2 cores with --quick)" if opts.quick else
-                 "about an hour on 2 cores)"))
+                 f"{2 * len(p.sizes) * t.time_limit / 60:.0f} minutes of training, plus "
+                 "evaluation)"))
+    mix = (f" plus real voice acting ({d.real_train}: {p.real_clips:,} training clips, other "
+           f"speakers held out for validation and test; {d.real_unseen}: never trained on, "
+           "test only), the same fraction of each in every subset (the real ones the first k "
+           "of one fixed shuffle)" if p.real_clips else "")
     return "\n".join([
         f"Data: espeak-ng corpus {p.corpus} (training voices only), {d.n:,} training "
-        f"utterances of {d.kinds}; the data curve uses its first {', '.join(map(str, p.sizes))}"
-        f" (nested prefixes; validation {d.n_val} utterances and test sets from their own "
+        f"utterances of {d.kinds}{mix}; the data curve trains on "
+        + ", ".join(f"{a:,}" + (f" + {b:,}" if p.real_clips else "") for a, b in p.parts)
+        + f" (nested; synthetic validation {d.n_val} utterances and test sets from their own "
         f"voices). Quality = word error rate (lower is better) on the Asterisk number words "
         f"and letters, one real human voice at 8 kHz that no system trained on. The two "
         f"networks decode with the word-list beam search (beam {p.cfg.model.beam_size}, words "

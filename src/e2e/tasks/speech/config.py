@@ -36,6 +36,9 @@ class SpeechDataConfig:
     real_unseen: str = "drascula"  # test only: a whole corpus never trained on
     real_val_fraction: float = 0.05  # of each training corpus's clips, by speaker
     real_test_fraction: float = 0.12
+    # train on the first real_n of the real training clips in one fixed shuffle (0 = all):
+    # smaller sets are nested in larger ones (`e2e compare speech`'s data curve)
+    real_n: int = 0
     max_test: int = 300  # clips per real test set (a fixed random subset; val gets half)
     max_seconds: float = 12.0  # longer training clips are dropped (counted in report.md)
 
@@ -44,7 +47,7 @@ class SpeechDataConfig:
         "test_fraction": "(0, 1)", "split_seed": "[0, inf)", "p_noise": "[0, 1]",
         "p_speed": "[0, 1]", "p_pitch": "[0, 1]", "p_telephone": "[0, 1]", "p_reverb": "[0, 1]",
         "flite": "[0, 1]", "real_val_fraction": "(0, 1)", "real_test_fraction": "(0, 1)",
-        "max_test": "[1, inf)", "max_seconds": "(0, inf)"}
+        "real_n": "[0, inf)", "max_test": "[1, inf)", "max_seconds": "(0, inf)"}
 
 
 @dataclass

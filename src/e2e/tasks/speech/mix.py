@@ -62,6 +62,14 @@ def cap(items: list[Utterance], n: int, seed: int) -> list[Utterance]:
     return random.Random(seed).sample(items, n)
 
 
+def first_of_shuffle(items: list[Utterance], n: int, seed: int) -> list[Utterance]:
+    """The first n of one fixed shuffle: for any n < m, first_of_shuffle(items, n) is a
+    prefix of first_of_shuffle(items, m), so training subsets are nested."""
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    return order[:n]
+
+
 def real_splits(d: Any) -> tuple[list[Utterance], list[Utterance], dict[str, list[Utterance]],
                                  dict[str, Any]]:
     """(train, val, test sets by name, facts for info) from the real corpora of `d`."""
@@ -86,4 +94,7 @@ def real_splits(d: Any) -> tuple[list[Utterance], list[Utterance], dict[str, lis
                                    for k, v in (("train", tr), ("val", va), ("test", te))}
     for name in unseen:
         tests[name] = cap(read_real(folder, name), d.max_test, d.split_seed)
+    facts["real_train_clips"] = len(train)
+    if d.real_n:
+        train = first_of_shuffle(train, d.real_n, d.split_seed)
     return train, val, tests, facts
