@@ -57,6 +57,16 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
                        f"{rounds * d.dagger_episodes}")
     history, stopped, started = [], "", time.time()
     earlier = out / "dagger.json"
+
+    def save() -> dict:
+        # after every round, so that an interrupted call keeps the rounds it finished
+        summary = {"rounds": history, "test_seeds": d.test_seeds, "stopped": stopped,
+                   "final_run": history[-1]["run"] if history else ""}
+        partial = earlier.with_suffix(".json.tmp")
+        partial.write_text(json.dumps(summary, indent=1))
+        partial.replace(earlier)  # atomic: a crash mid-write leaves the previous summary
+        return summary
+
     finished = {row["round"]: row for row in
                 (json.loads(earlier.read_text())["rounds"] if earlier.exists() else [])
                 if (Path(row["run"]) / "results.json").exists()}
@@ -100,13 +110,11 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
                **headline(results),
                "best_val_score": results.get(f"best_{cfg.train.monitor}")}
         history.append(row)
+        save()
         if on_round:
             on_round(row)
         if not quiet:
             print(f"dagger round {r}: test/score {row.get('test/score', float('nan')):.1f} "
                   f"(min {row.get('test/score_min', float('nan')):.1f}) on tracks "
                   f"{d.test_seeds}")
-    summary = {"rounds": history, "test_seeds": d.test_seeds, "stopped": stopped,
-               "final_run": history[-1]["run"]}
-    (out / "dagger.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return save()
