@@ -3,7 +3,7 @@
 import torch
 from conftest import run_cli
 
-from e2e.compare import nested_sizes
+from e2e.compare import CompareOptions, command_line, nested_sizes
 from e2e.stepwise.hog import HogConfig, fit_hog_classifier, hog_accuracy
 from e2e.stepwise.layerwise import GreedyStage, train_layerwise
 from e2e.tasks import default_config
@@ -53,6 +53,17 @@ def test_data_curve_subsets_are_nested_and_disjoint_from_test():
     assert sum(t in train for t in test) < 0.05 * len(test)
 
 
+def test_the_report_command_names_fractions_only_when_they_are_not_the_default(tmp_path):
+    full = CompareOptions(tmp_path, data="bible-en-es", fractions=(0.1, 0.3),
+                          overrides=["train.time_limit=2100"])
+    assert command_line(["text"], full) == ("e2e compare text --data bible-en-es --fractions "
+                                            "0.1,0.3 --set train.time_limit=2100")
+    assert command_line(["text"], CompareOptions(tmp_path)) == "e2e compare text"
+    assert command_line(["vision"], CompareOptions(tmp_path, quick=True,
+                                                   fractions=(0.1, 0.3, 1.0))) == \
+        "e2e compare vision --quick"
+
+
 def test_compare_quick_writes_the_report(tmp_path):
     proc = run_cli("compare", "vision", "--data", "digits", "--quick", "--out", str(tmp_path),
                    "--set", "model.widths=[16,32,64]", "--set", "train.batch_size=64")
@@ -62,6 +73,9 @@ def test_compare_quick_writes_the_report(tmp_path):
     assert "Winner by training-set size" in report
     assert (tmp_path / "vision_data_curve.png").stat().st_size > 5000
     assert "report:" in proc.stdout
+    # the report names the whole command that reproduces it, settings included
+    assert ("Command: `e2e compare vision --data digits --quick --set model.widths=[16,32,64] "
+            "--set train.batch_size=64`") in report
     rows = [line for line in report.splitlines() if line.startswith("| end to end")]
     assert len(rows) == 3
     accuracy = [float(r.split("|")[3]) for r in rows]

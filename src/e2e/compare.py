@@ -55,9 +55,7 @@ def compare(apps: list[str], opts: CompareOptions) -> Path:
     if unknown:
         raise E2EError(f"no comparison for {unknown}; available: {', '.join(COMPARISONS)}")
     opts.out.mkdir(parents=True, exist_ok=True)
-    sections = [f"# End to end vs stepwise\n\nCommand: `e2e compare {' '.join(apps)}"
-                + (f" --data {opts.data}" if opts.data else "")
-                + (" --quick" if opts.quick else "") + "`\n"]
+    sections = [f"# End to end vs stepwise\n\nCommand: `{command_line(apps, opts)}`\n"]
     bar = tqdm(total=sum(COMPARISONS[a][1](opts) for a in apps), unit="run",
                dynamic_ncols=True)
     for app in apps:
@@ -76,6 +74,17 @@ def compare(apps: list[str], opts: CompareOptions) -> Path:
     return report
 
 
+def command_line(apps: list[str], opts: CompareOptions) -> str:
+    """The `e2e compare` command that reproduces this report (what the user set, no more)."""
+    default = CompareOptions(opts.out, quick=opts.quick).fractions
+    return " ".join([
+        "e2e compare", *apps, *(["--data", opts.data] if opts.data else []),
+        *(["--quick"] if opts.quick else []),
+        *(["--fractions", ",".join(f"{f:g}" for f in opts.fractions)]
+          if tuple(opts.fractions) != default else []),
+        *[f"--set {kv}" for kv in opts.overrides]])
+
+
 def section(app: str, result: Comparison, plot: str) -> str:
     rows, metric = result.rows, result.metric
     direction = "higher" if metric.higher_is_better else "lower"
@@ -92,8 +101,8 @@ def section(app: str, result: Comparison, plot: str) -> str:
     fixed = [r for r in rows if r.train_examples == 0]
     largest = max(r.train_examples for r in rows)
     best = metric.best([r for r in rows if r.train_examples == largest] + fixed)
-    lines += ["", f"With all {largest:,} training examples the best is **{best.side}** "
-              f"({best.quality:.4f}).", ""]
+    lines += ["", f"At the largest size, {largest:,} training examples, the best is "
+              f"**{best.side}** ({best.quality:.4f}).", ""]
     wins = []
     for n in sorted({r.train_examples for r in rows} - {0}):
         at_n = [r for r in rows if r.train_examples == n] + fixed

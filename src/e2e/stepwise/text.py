@@ -178,8 +178,10 @@ def notes(cfg: Config, opts: CompareOptions, n_train: int, n_test: int,
     best_e2e, best_fixed = max(e2e_rows, key=lambda r: r.quality), max(fixed,
                                                                       key=lambda r: r.quality)
     largest = max(steps)
-    trained = (f"On all {largest:,} pairs the budget bought {steps[largest][0]} steps "
-               f"({steps[largest][1]:g} passes over the data).")
+    trained = (f"On {'all ' if largest == n_train else ''}{largest:,} pairs the budget bought "
+               f"{steps[largest][0]} steps ({steps[largest][1]:g} passes over the data)."
+               + ("" if largest == n_train else f" The largest size is {largest / n_train:.0%} "
+                  f"of the {n_train:,} training pairs (--fractions)."))
     if best_e2e.quality > best_fixed.quality:
         verdict = (f"At this budget the end-to-end Transformer wins: {best_e2e.quality:.2f} "
                    f"({best_e2e.train_examples:,} pairs) against {best_fixed.quality:.2f} for "
@@ -188,10 +190,11 @@ def notes(cfg: Config, opts: CompareOptions, n_train: int, n_test: int,
         verdict = (f"At this budget the end-to-end side loses: its best is "
                    f"{best_e2e.quality:.2f} ({best_e2e.train_examples:,} pairs) against "
                    f"{best_fixed.quality:.2f} for {best_fixed.side[10:]}, which learns nothing. "
-                   f"{trained} A Transformer of this size needs many passes over the data "
-                   "before it translates or summarizes at all; a few minutes of CPU buy far "
-                   "less (bench/text.py trains for 15-35 minutes), so this shows the cost of "
-                   "learning everything from raw text, not its limit.")
+                   f"{trained}" + (" A Transformer of this size needs many passes over "
+                   "the data before it translates or summarizes at all; a few minutes of CPU "
+                   "buy far less (bench/text.py trains for 30-35 minutes), so this shows the "
+                   "cost of learning everything from raw text, not its limit."
+                   if 0 < t.time_limit < 1200 else ""))
     table = ["| system | BLEU | chrF | ROUGE-L |", "| --- | --- | --- | --- |"]
     table += [f"| {name} | {s['bleu']:.2f} | {s['chrf']:.2f} | {s['rougeL']:.2f} |"
               for name, s in scores.items()]

@@ -48,7 +48,11 @@ class ExpertConfig:
     # another controller (e.g. a speed profile from the grip the car really has), not tuning.
     # The best combination tried, decel 100 + lateral 175 + steer_gain 1.2, scored 925.2 clean
     # and 924.1 perturbed (worst 893.3): a candidate teacher for the next full bench run.
-    v_max: float = 100.0
+    # `bench/driving_limits.py` says why: on this line at this cornering, the fastest speed
+    # profile the car allows (accelerating at ~44 m/s^2, braking at ~210, never above 100
+    # m/s, Box2D's cap of 2 m per step) scores 926.5 on the test tracks, where this expert
+    # scores 923.6; 930 takes a line ~4 m off the centerline held at ~200 m/s^2 of cornering.
+    v_max: float = 100.0  # = the cap: the car never goes faster
     v_min: float = 45.0  # m/s: never plan slower than this (55 ran wide and missed tiles)
     # m/s^2 of cornering held: a bend of curvature k allows sqrt(a/k). The car holds more
     # (~180 through sharp bends), but 180 left no margin: perturbed, it ran wide and missed
