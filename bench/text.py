@@ -303,6 +303,11 @@ HELD_OUT = {"bible-en-es": "Bible: KJV -> Reina-Valera 1909; test books Ruth, Jo
                               "... are exactly the source's"}
 
 
+def batch_size(run: str) -> int:
+    """The batch size the run trained with (its config.yaml: the recipe and every --set)."""
+    return load_config(Path(run) / "config.yaml", "text").train.batch_size
+
+
 def translation_notes(t: dict) -> list[str]:
     """Per test set: does the Transformer beat apertium; the training it got."""
     tr = t["results"]
@@ -313,7 +318,8 @@ def translation_notes(t: dict) -> list[str]:
         out.append(f"{name}: the Transformer {'beats' if won else '**does not beat**'} apertium "
                    f"(BLEU {ours['bleu']:.1f} vs {rule['bleu']:.1f}, chrF {ours['chrf']:.1f} vs "
                    f"{rule['chrf']:.1f}).")
-    out.append(f"Training: {tr['steps']} steps of 64 pairs, {tr['epochs']:.1f} passes, "
+    out.append(f"Training: {tr['steps']} steps of {batch_size(t['run'])} pairs, "
+               f"{tr['epochs']:.1f} passes, "
                f"{tr['train_seconds'] / 60:.0f} minutes on one core. Validation BLEU by step: "
                f"{val_curve(t['run'], 'val/bleu')}.")
     return [" ".join(out)]
@@ -328,7 +334,8 @@ def summary_notes(s: dict) -> list[str]:
     verdict = ("beats" if ours > lead else "**does not beat**") + \
         f" the lead sentence ({ours:.1f} vs {lead:.1f}); target ROUGE-L >= {SUMMARY_TARGET:g}: " \
         + ("met" if ours >= SUMMARY_TARGET else "**missed**")
-    return [f"The Transformer {verdict}. Training: {sr['steps']} steps of 64 pairs, "
+    return [f"The Transformer {verdict}. Training: {sr['steps']} steps of "
+            f"{batch_size(s['run'])} pairs, "
             f"{sr['epochs']:.1f} passes over the training descriptions, "
             f"{sr['train_seconds'] / 60:.0f} minutes on one core; validation ROUGE-L (greedy, "
             f"{150} descriptions) by step: {val_curve(s['run'], 'val/rougeL')}. Its outputs "
@@ -366,7 +373,8 @@ def render_translation(t: dict, title: str, bleu_target: float | None = None) ->
     tr = t["results"]
     lines = [
         f"### {title}", "", f"Command: `{t.get('command', '')}`", "",
-        f"Transformer: {tr['parameters']:,} parameters, {tr['steps']} steps of 64 pairs "
+        f"Transformer: {tr['parameters']:,} parameters, {tr['steps']} steps of "
+        f"{batch_size(t['run'])} pairs "
         f"in {tr['train_seconds'] / 60:.1f} min; beam 4; `{flags(t['overrides'])}`", "",
         "| test set | pairs | system | BLEU | chrF | placeholders kept |",
         "| --- | --- | --- | --- | --- | --- |"]
@@ -396,7 +404,8 @@ def render_summary(s: dict) -> list[str]:
         f"### Summarization, Debian long description -> one-line summary, {s['pairs']} "
         "held-out descriptions", "",
         f"Command: `{s.get('command', '')}`", "",
-        f"Transformer: {sr['parameters']:,} parameters, {sr['steps']} steps of 64 pairs "
+        f"Transformer: {sr['parameters']:,} parameters, {sr['steps']} steps of "
+        f"{batch_size(s['run'])} pairs "
         f"in {sr['train_seconds'] / 60:.1f} min; beam 4; "
         f"`{flags(s['overrides'])}`", "",
         "| system | ROUGE-L | BLEU |", "| --- | --- | --- |",
