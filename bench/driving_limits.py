@@ -1,6 +1,8 @@
 """How fast can the expert go? The car's measured limits and the lap-time bound they imply.
 
-    .venv/bin/python bench/driving_limits.py     # ~2 minutes on one core; writes bench/RESULTS.md
+    .venv/bin/python bench/driving_limits.py     # ~40 s on one core; writes bench/RESULTS.md
+    .venv/bin/python bench/driving_limits.py --try '' --try 'lateral=175,line_offset=3'
+                                                 # score expert settings (~30 s each)
 
 Issue 12 asks for an expert scoring >= 930 on the 100 test tracks. The score is 1000 for the
 tiles minus 0.1 per step, so 930 means a lap (after the 50 waiting steps) in 650 steps. This
@@ -22,11 +24,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
-from e2e.tasks.driving.closed_loop import ExpertPolicy, run_episode
+from e2e.tasks.driving.closed_loop import ExpertPolicy, NoisyExpertPolicy, run_episode
+from e2e.tasks.driving.config import STEERING_NOISE
 from e2e.tasks.driving.expert import Expert, ExpertConfig
 from e2e.tasks.driving.sim import WARMUP, make_env, parse_seeds, step_env
 
@@ -107,12 +111,47 @@ def bound_scores(seeds: list[int], lateral: float, offset: float, accel: float,
     return np.array(scores)
 
 
+def try_settings(spec: str, seeds: list[int]) -> str:
+    """'lateral=175,line_offset=3' -> the expert's mean, worst and laps on `seeds`, driving
+    clean and with its steering perturbed by STEERING_NOISE (robust enough to be imitated?)."""
+    import e2e.tasks.driving.closed_loop as closed_loop
+
+    types = {f.name: f.type for f in fields(ExpertConfig)}
+    try:
+        settings = {k: (int if types[k] in (int, "int") else float)(v)
+                    for k, v in (item.split("=") for item in filter(None, spec.split(",")))}
+    except (KeyError, ValueError):
+        raise SystemExit(f"--try wants K=V,K=V with K in {', '.join(types)}; "
+                         f"got '{spec}'") from None
+    cfg = ExpertConfig(**settings)
+    original, closed_loop.Expert = closed_loop.Expert, lambda env: Expert(env, cfg)
+    try:
+        parts = []
+        for policy in (ExpertPolicy(), NoisyExpertPolicy(STEERING_NOISE)):
+            episodes = [run_episode(policy, seed)[0] for seed in seeds]
+            scores = np.array([e.score for e in episodes])
+            parts.append(f"{policy.name}: {scores.mean():.1f} (worst {scores.min():.1f}, laps "
+                         f"{np.mean([e.lap for e in episodes]):.2f})")
+    finally:
+        closed_loop.Expert = original
+    return f"{spec or 'defaults'} | " + " | ".join(parts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--measure-seeds", default="0-9")
     ap.add_argument("--test-seeds", default="1000-1099")
     ap.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
+    ap.add_argument("--try", dest="tries", action="append", default=[], metavar="K=V,K=V",
+                    help="only score the expert with these ExpertConfig settings ('' = the "
+                         "defaults) on --try-seeds, clean and with the steering perturbed as "
+                         "when recording; repeatable")
+    ap.add_argument("--try-seeds", default="0-99")
     args = ap.parse_args()
+    if args.tries:
+        for spec in args.tries:
+            print(try_settings(spec, parse_seeds(args.try_seeds)), flush=True)
+        return
     t0 = time.time()
     m = measure(parse_seeds(args.measure_seeds))
     acc, brk = by_speed(m["accel"]), by_speed(m["brake"])

@@ -43,15 +43,17 @@ class ExpertConfig:
     # This controller is at its plateau: one at a time, v_max 110-140, lateral 175, decel
     # 85-100, gas_gain 0.2-0.3, brake_gain 0.1, lookahead 5-7, lookahead_per_speed 0.12-0.18,
     # line_offset 2.5, line_smooth 300, yaw_damping 0.05, v_min 50 and steer_gain 1.2 all
-    # scored 923.5-924.6 clean on seeds 0-99 (v_max above 100 changes nothing: between bends
-    # the car barely reaches it), and most were less robust to the perturbation; 930 needs
+    # scored 923.5-924.6 clean on seeds 0-99 (v_max above 100 changes nothing: 100 m/s is
+    # Box2D's cap), and most were less robust to the perturbation; 930 needs
     # another controller (e.g. a speed profile from the grip the car really has), not tuning.
-    # The best combination tried, decel 100 + lateral 175 + steer_gain 1.2, scored 925.2 clean
-    # and 924.1 perturbed (worst 893.3): a candidate teacher for the next full bench run.
-    # `bench/driving_limits.py` says why: on this line at this cornering, the fastest speed
-    # profile the car allows (accelerating at ~44 m/s^2, braking at ~210, never above 100
-    # m/s, Box2D's cap of 2 m per step) scores 926.5 on the test tracks, where this expert
-    # scores 923.6; 930 takes a line ~4 m off the centerline held at ~200 m/s^2 of cornering.
+    # The best combinations tried: decel 100 + lateral 175 + steer_gain 1.2 scored 925.2 clean
+    # and 924.1 perturbed (worst 893.3), and line_offset 3 on top 925.7 and 924.0 (each:
+    # `bench/driving_limits.py --try 'decel=100,lateral=175,steer_gain=1.2'`, ~30 s).
+    # `bench/driving_limits.py` says why they plateau: on this line at this cornering, the
+    # fastest speed profile the car allows (accelerating at ~44 m/s^2, braking at ~210, never
+    # above 100 m/s, Box2D's cap of 2 m per step) scores 926.5 on the test tracks, where this
+    # expert scores 923.6; 930 takes a line ~4 m off the centerline held at ~200 m/s^2 of
+    # cornering, the tyres' limit, where every variant tried slid wide when perturbed.
     v_max: float = 100.0  # = the cap: the car never goes faster
     v_min: float = 45.0  # m/s: never plan slower than this (55 ran wide and missed tiles)
     # m/s^2 of cornering held: a bend of curvature k allows sqrt(a/k). The car holds more
