@@ -114,8 +114,6 @@ def bound_scores(seeds: list[int], lateral: float, offset: float, accel: float,
 def try_settings(spec: str, seeds: list[int]) -> str:
     """'lateral=175,line_offset=3' -> the expert's mean, worst and laps on `seeds`, driving
     clean and with its steering perturbed by STEERING_NOISE (robust enough to be imitated?)."""
-    import e2e.tasks.driving.closed_loop as closed_loop
-
     types = {f.name: f.type for f in fields(ExpertConfig)}
     try:
         settings = {k: (int if types[k] in (int, "int") else float)(v)
@@ -124,16 +122,12 @@ def try_settings(spec: str, seeds: list[int]) -> str:
         raise SystemExit(f"--try wants K=V,K=V with K in {', '.join(types)}; "
                          f"got '{spec}'") from None
     cfg = ExpertConfig(**settings)
-    original, closed_loop.Expert = closed_loop.Expert, lambda env: Expert(env, cfg)
-    try:
-        parts = []
-        for policy in (ExpertPolicy(), NoisyExpertPolicy(STEERING_NOISE)):
-            episodes = [run_episode(policy, seed)[0] for seed in seeds]
-            scores = np.array([e.score for e in episodes])
-            parts.append(f"{policy.name}: {scores.mean():.1f} (worst {scores.min():.1f}, laps "
-                         f"{np.mean([e.lap for e in episodes]):.2f})")
-    finally:
-        closed_loop.Expert = original
+    parts = []
+    for policy in (ExpertPolicy(), NoisyExpertPolicy(STEERING_NOISE)):
+        episodes = [run_episode(policy, seed, expert_cfg=cfg)[0] for seed in seeds]
+        scores = np.array([e.score for e in episodes])
+        parts.append(f"{policy.name}: {scores.mean():.1f} (worst {scores.min():.1f}, laps "
+                     f"{np.mean([e.lap for e in episodes]):.2f})")
     return f"{spec or 'defaults'} | " + " | ".join(parts)
 
 

@@ -58,11 +58,14 @@ SETS = ("asterisk digits+letters", "asterisk digits", "asterisk letters",
 class Plan:
     cfg: Config
     corpus: Path
-    sizes: list[int]  # training utterances of the two networks ...
-    parts: list[tuple[int, int]]  # ... each (synthetic, real)
+    parts: list[tuple[int, int]]  # training utterances of the two networks: (synthetic, real)
     real_clips: int  # real training clips there are (0: no real speech in the mix)
     template_sizes: list[int]  # template utterances of the DTW recognizer
     test_words: int  # synthetic single words from test voices
+
+    @property
+    def sizes(self) -> list[int]:  # training utterances of the two networks, in all
+        return [synth + real for synth, real in self.parts]
 
 
 def plan(opts: CompareOptions) -> Plan:
@@ -86,13 +89,12 @@ def plan(opts: CompareOptions) -> Plan:
             "real_train_clips"]
     # the same fraction of the real clips as of the synthetic utterances (so, nested too)
     parts = [(n, max(1, round(real_clips * n / d.n)) if real_clips else 0) for n in synth]
-    sizes = [a + b for a, b in parts]
     # DTW gets as many template utterances as the networks get training utterances (capped:
     # its cost grows with them), so the rows meet at the same sizes. Below one template per
     # word, the words without one are simply never recognized.
     cap = MAX_TEMPLATES_PER_WORD * len(WORDS)
     test_words = -(-max(d.n_test, len(WORDS)) // len(WORDS)) * len(WORDS)  # whole rounds
-    return Plan(cfg, corpus, sizes, parts, real_clips, sorted({min(n, cap) for n in sizes}),
+    return Plan(cfg, corpus, parts, real_clips, sorted({min(a + b, cap) for a, b in parts}),
                 test_words)
 
 

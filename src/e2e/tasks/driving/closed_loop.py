@@ -19,7 +19,7 @@ import torch
 
 from e2e.data.driving_records import episode_path, write_episode
 from e2e.errors import E2EError
-from e2e.tasks.driving.expert import Expert
+from e2e.tasks.driving.expert import Expert, ExpertConfig
 from e2e.tasks.driving.sim import MAX_STEPS, WARMUP, Episode, make_env, off_track, step_env
 
 STALL_STEPS = 150  # end an episode after this many steps without a new tile (car lost)
@@ -128,8 +128,10 @@ class MixedPolicy:
 
 
 def run_episode(policy, seed: int, max_steps: int = MAX_STEPS, record: Path | None = None,
-                video: bool = False) -> tuple[Episode, list[np.ndarray]]:
-    """Drive one track; optionally record (frame, expert action) pairs and video frames."""
+                video: bool = False, expert_cfg: ExpertConfig | None = None
+                ) -> tuple[Episode, list[np.ndarray]]:
+    """Drive one track; optionally record (frame, expert action) pairs and video frames.
+    `expert_cfg`: the expert's settings (its defaults when None)."""
     env = make_env()
     obs, _ = env.reset(seed=seed)
     if isinstance(policy, ExpertPolicy) and record is None and not video:
@@ -139,7 +141,7 @@ def run_episode(policy, seed: int, max_steps: int = MAX_STEPS, record: Path | No
         policy.check_frame(obs)
     if hasattr(policy, "reset"):  # a policy with state (e.g. a PD controller) starts afresh
         policy.reset(seed)
-    expert = Expert(env)
+    expert = Expert(env, expert_cfg)
     frames, labels, shown = [], [], []
     score, offtrack, last_tile, tiles, lap = 0.0, 0, 0, 0, False
     t = 0
