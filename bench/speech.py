@@ -33,6 +33,7 @@ import torch
 
 import e2e
 from e2e.engine.batching import to_device
+from e2e.engine.distributed import launch
 from e2e.engine.optim import build_optimizer
 from e2e.engine.trainer import autocast_for, seed_everything
 from e2e.tasks import get_task, load_config
@@ -120,6 +121,9 @@ def main() -> None:
                    help="folder of the extracted real corpora (e2e data speech-real)")
     p.add_argument("--minutes", type=float, default=27.0, help="training budget (wall clock)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for training")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="training processes (DistributedDataParallel, one core each); "
+                        "train.batch_size is the global batch, shared among them")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="overrides on top of the recipe")
     p.add_argument("--no-write", action="store_true", help="print only")
@@ -138,17 +142,33 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     command = ".venv/bin/python bench/speech.py" + "".join(f" {a}" for a in sys.argv[1:])
+    cores = args.nproc * args.threads
+    if cores == 1:
+        command = f"OMP_NUM_THREADS=1 flock /tmp/e2e-core0.lock taskset -c 0 {command}"
+        pinning = "pinned to one core (the other may run another benchmark)"
+    else:
+        command = f"flock /tmp/e2e-core0.lock flock /tmp/e2e-core1.lock {command}"
+        pinning = f"{cores} cores, nothing else running"
     out = args.runs / args.config.stem
     shutil.rmtree(out, ignore_errors=True)
     overrides = [f"data.corpus={args.corpus}", f"data.real={args.real}", *args.set]
-    rate = steps_per_second(args.config, overrides)
+    # Each process computes batch_size / nproc examples of a step: calibrate on that share.
+    batch = load_config(args.config, None, overrides).train.batch_size
+    rate = steps_per_second(args.config, overrides + [f"train.batch_size={batch // args.nproc}"])
     budget = args.minutes * 60
     expected = max(20, int(rate * budget * 0.9))  # validation passes share the clock
     # The clock decides (schedule_by_time); max_steps is only a ceiling, kept far away.
     overrides += [f"train.max_steps={int(3 * expected)}", f"train.time_limit={budget}",
                   "train.schedule_by_time=true", f"train.eval_every={max(10, expected // 4)}"]
     started = time.time()
-    r = e2e.train(config=args.config, out=out, overrides=overrides)
+    if args.nproc > 1:
+        code = launch(args.nproc, ["train", "--config", str(args.config), "--out", str(out),
+                                   *[a for o in overrides for a in ("--set", o)]])
+        if code:
+            sys.exit(f"training failed (exit status {code})")
+        r = json.loads((out / "results.json").read_text())
+    else:
+        r = e2e.train(config=args.config, out=out, overrides=overrides)
     wall = time.time() - started
     files = asterisk_files
     rtf = {(beam, t): real_time_factor(out, files, beam, t) for t in (1, 2)
@@ -156,14 +176,16 @@ def main() -> None:
     print(json.dumps({"results": r, "rtf": {str(k): v for k, v in rtf.items()}}, indent=1,
                      default=str))
     model_info = e2e.load(out).info
+    cfg = load_config(args.config, None, overrides)
     lines = [
         "## Speech: real human voices + synthetic voices in training, real people in test", "",
-        f"Command: `flock /tmp/e2e-core0.lock taskset -c 0 {command}` (recipe "
+        f"Command: `{command}` (recipe "
         f"`{args.config}`)", "",
-        f"Machine: {machine()}; pinned to one core (the other may run another benchmark). "
-        f"Training: {args.threads} torch thread(s), "
+        f"Machine: {machine()}; {pinning}. "
+        f"Training: {args.nproc} process(es) x {args.threads} torch thread(s), "
         f"{args.minutes:g} minutes of wall clock ({r.get('steps', '?')} steps, batch "
-        f"{load_config(args.config).train.batch_size}; calibrated {rate:.2f} steps/s); the "
+        f"{cfg.train.batch_size}{' shared by the processes' if args.nproc > 1 else ''}; calibrated "
+        f"{rate:.2f} steps/s); the "
         f"whole command took {wall / 60:.0f} minutes with the final evaluation.", "",
         f"Training data: {model_info.get('train_utterances', '?')} utterances, "
         f"{model_info.get('train_hours', '?')} h: real voice acting (Flight of the Amazon "
@@ -172,7 +194,7 @@ def main() -> None:
         f"{model_info.get('dropped_long', 0)} clips over {model_info.get('max_seconds')} s; "
         "the CTC length guard's count and the clips left out at extraction are in the run's "
         "report.md. Real test sets are a fixed random subset of at most "
-        f"{load_config(args.config).data.max_test} clips each.", "",
+        f"{cfg.data.max_test} clips each.", "",
         f"Model: learned conv front end on the raw waveform + conformer, "
         f"{r.get('parameters', 0):,} parameters, CTC over characters.", "",
         *table(r), "",

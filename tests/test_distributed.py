@@ -5,9 +5,11 @@
   sums differs), final weights within 1e-4. The 2-process run stops half way and is resumed
   by a single process, so the second half checks resuming with another number of processes.
 - `e2e train ... --nproc 2` writes one run directory (rank 0 only).
+- A run scheduled by the clock (train.schedule_by_time) gives every rank the same learning
+  rate, even when their clocks disagree, so their weights stay equal.
 
-Run as a script (`torchrun --nproc-per-node 2 tests/test_distributed.py OUT STEPS`), this
-file trains the tests' blob task; the tests below launch it that way.
+Run as a script (`torchrun --nproc-per-node 2 tests/test_distributed.py OUT STEPS`, or `OUT
+skew`), this file trains the tests' blob task; the tests below launch it that way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,7 @@ import torch
 from conftest import BlobsTask, blobs_config, run_cli
 
 from e2e.cli import main
-from e2e.engine import fit
+from e2e.engine import fit, trainer
 from e2e.engine.batching import TensorData, train_batches
 from e2e.engine.checkpoint import load_checkpoint
 from e2e.engine.distributed import DistEnv, local_batch_size
@@ -86,6 +89,47 @@ def test_cli_nproc_writes_one_run(tmp_path):
     assert list(curve(run)) == [1], "train/loss at step 1 (log_every=50), written once"
 
 
+class LateClock:
+    """`time` as seen by a process that reached the training loop a second after the others."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() - 1.0
+
+
+class SlowBlobs(BlobsTask):
+    """Blobs with 20 ms steps, so that the clock, not the step count, drives the schedule;
+    keeps its model, for the test to compare the ranks' weights."""
+
+    def build_model(self, cfg, info):
+        self.model = super().build_model(cfg, info)
+        return self.model
+
+    def loss(self, model, batch):
+        time.sleep(0.02)
+        return super().loss(model, batch)
+
+
+def skewed_clock_run(out: str) -> None:
+    """Train for 3 s by the clock, rank 1 a second behind; each rank saves its weights."""
+    rank = int(os.environ["RANK"])
+    if rank == 1:
+        trainer.time = LateClock
+    task = SlowBlobs()
+    fit(task, blobs_config(lr=0.05, max_steps=1000, time_limit=3.0, schedule_by_time=True,
+                           eval_every=1000, log_every=1000), out, quiet=True)
+    torch.save(task.model.state_dict(), Path(out) / f"rank{rank}.pt")
+
+
+def test_ranks_agree_on_the_clock_and_keep_equal_weights(tmp_path):
+    torchrun(2, __file__, str(tmp_path), "skew")
+    a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    for name, tensor in a.items():
+        assert torch.equal(tensor, b[name]), f"{name} differs between the ranks"
+    state = load_checkpoint(tmp_path / "checkpoints/last.pt")["state"]
+    assert 20 < state["step"] < 1000, "the time limit (3 s), not max_steps, ended the run"
+
+
 def test_batch_size_is_global_and_must_divide_among_processes():
     assert local_batch_size(64, DistEnv(rank=1, world=2)) == 32
     with pytest.raises(E2EError, match="train.batch_size=33 .* multiple of 2"):
@@ -116,5 +160,9 @@ def test_torchrun_without_out_is_refused(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "runs").exists()
 
 
-if __name__ == "__main__":  # one rank of the 2-process blob run: OUT STEPS
-    fit(BlobsTask(), blobs_config(**TRAIN, max_steps=int(sys.argv[2])), sys.argv[1], quiet=True)
+if __name__ == "__main__":  # one rank of a 2-process blob run: OUT STEPS, or OUT skew
+    if sys.argv[2] == "skew":
+        skewed_clock_run(sys.argv[1])
+    else:
+        fit(BlobsTask(), blobs_config(**TRAIN, max_steps=int(sys.argv[2])), sys.argv[1],
+            quiet=True)

@@ -132,6 +132,22 @@ def test_asterisk_sets():
     assert len(read_audio(digits[0].path)) > 1000  # 8 kHz prompts come back at 16 kHz
 
 
+# ---- the model ----
+
+@pytest.mark.parametrize("subsample,fps", [(2, 50), (4, 25)])
+def test_encoder_frame_rate_and_padding(subsample, fps):
+    from e2e.tasks.speech.config import SpeechModelConfig
+    from e2e.tasks.speech.model import SpeechRecognizer
+
+    torch.manual_seed(0)
+    model = SpeechRecognizer(len(VOCAB) + 1, SpeechModelConfig(subsample=subsample)).eval()
+    x = 0.1 * torch.randn(2, 32_000)  # 2 s of audio; the first example is 1 s, then padding
+    logits, lengths = model(x, torch.tensor([16_000, 32_000]))
+    assert lengths.tolist() == [fps, 2 * fps] and logits.shape[1] == 2 * fps
+    alone, _ = model(x[:1, :16_000], torch.tensor([16_000]))
+    assert torch.allclose(alone[0], logits[0, :fps], atol=1e-4), "padding leaked in"
+
+
 # ---- CTC: loss guard and decoding ----
 
 def test_ctc_length_guard_skips_instead_of_nan():

@@ -98,18 +98,19 @@ def mean_across(value: float, env: DistEnv, device: torch.device) -> float:
     return float(t) / env.world
 
 
-def step_summary(loss: float, out_of_time: bool, env: DistEnv, device: torch.device
-                 ) -> tuple[float, bool]:
-    """The global mean loss, and whether any rank ran out of time, in one all-reduce.
+def step_summary(loss: float, elapsed: float, env: DistEnv, device: torch.device
+                 ) -> tuple[float, float]:
+    """The mean over ranks of the loss and of the seconds elapsed, in one all-reduce.
 
-    Every rank then takes the same decisions (stop on a NaN loss, on the time limit), so none
-    is left waiting in a collective that the others have abandoned.
+    Every rank then takes the same decisions (stop on a NaN loss, on the time limit; the
+    learning rate of a run scheduled by the clock), so none is left waiting in a collective
+    that the others have abandoned, and no rank's weights drift from the others'.
     """
     if env.world == 1:
-        return loss, out_of_time
-    t = torch.tensor([loss, float(out_of_time)], dtype=torch.float64, device=device)
+        return loss, elapsed
+    t = torch.tensor([loss, elapsed], dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return float(t[0]) / env.world, bool(t[1] > 0)
+    return float(t[0]) / env.world, float(t[1]) / env.world
 
 
 def barrier(env: DistEnv) -> None:

@@ -238,6 +238,9 @@ def _fit(task, cfg: Config, run: RunDir, resume: bool, quiet: bool) -> dict:
 
     stream = micro_batch_stream()
     started = time.time() - state.elapsed
+    # Seconds of training as all processes agree on them (their mean, at the end of the last
+    # step): every rank then takes the same learning rate, so their weights stay equal.
+    clock = state.elapsed
     model.train()
     while state.step < total_steps:
         # ---- one optimizer step: grad_accum micro-batches, one loss, backward through all ----
@@ -245,8 +248,7 @@ def _fit(task, cfg: Config, run: RunDir, resume: bool, quiet: bool) -> dict:
         if tc.schedule_by_time and tc.time_limit > 0:
             # A budget in seconds, not steps: where the machine runs slower than planned, the
             # schedule still reaches its end (low LR, annealed weights) when the time runs out.
-            elapsed = time.time() - started
-            schedule_step = max(schedule_step, total_steps * elapsed / tc.time_limit)
+            schedule_step = max(schedule_step, total_steps * clock / tc.time_limit)
         lr = lr_at(schedule_step, total_steps, tc)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -259,10 +261,9 @@ def _fit(task, cfg: Config, run: RunDir, resume: bool, quiet: bool) -> dict:
                 loss = task.loss(train_model, batch)
             (loss.float() / tc.grad_accum).backward()
             loss_sum += loss.item()
-        state.elapsed = time.time() - started
-        out_of_time = tc.time_limit > 0 and state.elapsed >= tc.time_limit
-        loss_value, out_of_time = distributed.step_summary(loss_sum / tc.grad_accum,
-                                                           out_of_time, env, device)
+        loss_value, clock = distributed.step_summary(loss_sum / tc.grad_accum,
+                                                     time.time() - started, env, device)
+        out_of_time = tc.time_limit > 0 and clock >= tc.time_limit
         if not math.isfinite(loss_value):
             raise nonfinite(f"the loss became {loss_value}", state.step + 1)
         if state.step == 0 and tc.check_gradflow:

@@ -58,7 +58,10 @@ class SpeechModelConfig:
     dim: int = 144  # encoder width
     layers: int = 2  # measured: 2 leave the CTC blank plateau within ~75 steps, 3-4 did not in 150
     heads: int = 4
-    conv_kernel: int = 15  # conformer depthwise convolution, in 20 ms frames
+    # filterbank frames (10 ms) per encoder frame: 2 = 50 frames/s, 4 = 25 (half the encoder's
+    # work; CTC still has ~2 frames per character of English speech)
+    subsample: int = 2
+    conv_kernel: int = 15  # conformer depthwise convolution, in encoder frames
     dropout: float = 0.0  # augmentation regularizes; dropout's masks cost CPU time
     beam_size: int = 8  # test-time CTC prefix beam search (1 = greedy only)
     lexicon: bool = True  # beam search spells only words seen in the training transcripts
@@ -67,8 +70,9 @@ class SpeechModelConfig:
 
     RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
         "filters": "[1, inf)", "filter_ms": "(0, inf)", "dim": "[1, inf)", "layers": "[1, inf)",
-        "heads": "[1, inf)", "conv_kernel": "[1, inf)", "dropout": "[0, 1)",
-        "beam_size": "[1, inf)", "lm_weight": "[0, inf)", "word_bonus": "(-inf, inf)"}
+        "heads": "[1, inf)", "subsample": "[1, inf)", "conv_kernel": "[1, inf)",
+        "dropout": "[0, 1)", "beam_size": "[1, inf)", "lm_weight": "[0, inf)",
+        "word_bonus": "(-inf, inf)"}
 
 
 def train_recipe() -> TrainConfig:

@@ -1,8 +1,8 @@
 """The end-to-end speech model: 16 kHz waveform -> per-frame character logits.
 
     waveform ──► learned filterbank ──► conv subsampling ──► encoder ──► linear ──► CTC logits
-                 (conv over samples,     (100 -> 50 frames    (conformer
-                  square, smooth, log)    per second)          or BiGRU)
+                 (conv over samples,     (100 -> 50 or 25     (conformer
+                  square, smooth, log)    frames per second)   or BiGRU)
 
 The front end is a constructor argument: the stepwise counterpart that `e2e compare speech`
 measures (task `speech-mfcc`, in e2e.stepwise.mfcc) passes fixed librosa MFCCs at the same
@@ -66,8 +66,12 @@ class LearnedFilterbank(nn.Module):
         # Loudness normalization by the utterance's RMS: a gain change is not new speech.
         rms = (x.pow(2).sum(1) / lengths.clamp_min(1)).sqrt().clamp_min(1e-4)
         x = (x / rms[:, None]).unsqueeze(1)
-        y = self.pool(self.conv(x).pow(2))
-        lengths = conv_out(conv_out(lengths, self.conv), self.pool)
+        y = self.conv(x).pow(2)
+        # Filter outputs past the clip's end still see its last samples; zero them, so the last
+        # frame is the same whether the clip is padded in a batch or alone.
+        lengths = conv_out(lengths, self.conv)
+        y = self.pool(y * length_mask(lengths, y.shape[2])[:, None, :])
+        lengths = conv_out(lengths, self.pool)
         y = torch.log(y.float() + 1e-4)
         m = length_mask(lengths, y.shape[2])[:, None, :]
         mean = (y * m).sum(2, keepdim=True) / lengths.clamp_min(1)[:, None, None]
@@ -117,7 +121,9 @@ class SpeechRecognizer(nn.Module):
         if front is None:
             front, channels = LearnedFilterbank(m.filters, m.filter_ms), m.filters
         self.front = front
-        self.subsample = nn.Conv1d(channels, m.dim, 5, stride=2, padding=2)
+        # 100 filterbank frames/s -> 100 / subsample encoder frames/s (kernel 5, stride 2 at 2)
+        s = m.subsample
+        self.subsample = nn.Conv1d(channels, m.dim, 2 * s + 1, stride=s, padding=s)
         self.encoder_kind = m.encoder
         if m.encoder == "conformer":
             self.blocks = nn.ModuleList(ConformerBlock(m.dim, m.heads, m.conv_kernel, m.dropout)
