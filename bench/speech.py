@@ -153,8 +153,9 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     overrides = [f"data.corpus={args.corpus}", f"data.real={args.real}", *args.set]
     # Each process computes batch_size / nproc examples of a step: calibrate on that share.
-    batch = load_config(args.config, None, overrides).train.batch_size
-    rate = steps_per_second(args.config, overrides + [f"train.batch_size={batch // args.nproc}"])
+    cfg = load_config(args.config, None, overrides)
+    share = cfg.train.batch_size // args.nproc
+    rate = steps_per_second(args.config, overrides + [f"train.batch_size={share}"])
     budget = args.minutes * 60
     expected = max(20, int(rate * budget * 0.9))  # validation passes share the clock
     # The clock decides (schedule_by_time); max_steps is only a ceiling, kept far away.
@@ -176,7 +177,6 @@ def main() -> None:
     print(json.dumps({"results": r, "rtf": {str(k): v for k, v in rtf.items()}}, indent=1,
                      default=str))
     model_info = e2e.load(out).info
-    cfg = load_config(args.config, None, overrides)
     lines = [
         "## Speech: real human voices + synthetic voices in training, real people in test", "",
         f"Command: `{command}` (recipe "
