@@ -27,8 +27,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    from e2e.engine.trainer import cpu_has_amx
+
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu}, {torch.get_num_threads()} threads, {gpu}; torch {torch.__version__}; "
+    isa = torch.backends.cpu.get_cpu_capability().replace("AVX512", "AVX-512")
+    isa += ", AMX" if cpu_has_amx() else ", no AMX"
+    return (f"{cpu} ({isa}), {torch.get_num_threads()} threads, {gpu}; torch {torch.__version__}; "
             f"{time.strftime('%Y-%m-%d')}")
 
 
