@@ -148,6 +148,36 @@ def test_encoder_frame_rate_and_padding(subsample, fps):
     assert torch.allclose(alone[0], logits[0, :fps], atol=1e-4), "padding leaked in"
 
 
+def test_masking_hides_whole_bands_and_spans_inside_the_utterance():
+    from e2e.tasks.speech.config import SpeechModelConfig
+    from e2e.tasks.speech.model import mask_bands_and_spans
+
+    torch.manual_seed(0)
+    m = SpeechModelConfig(freq_masks=2, freq_mask_width=10, time_masks=3, time_mask_fraction=0.1)
+    lengths = torch.tensor([200, 100] * 32)
+    zero = mask_bands_and_spans(torch.ones(64, 80, 200), lengths, m) == 0
+    band, span = zero.all(2), zero.all(1)  # channels silent at every frame; frames silent
+    assert torch.equal(zero, band[:, :, None] | span[:, None, :]), "a mask is not a band or span"
+    assert band.sum(1).max() <= 2 * 10 and band.sum(1).float().mean() > 4
+    assert span[0::2].sum(1).max() <= 3 * 20 and span[1::2].sum(1).max() <= 3 * 10
+    assert not span[1::2, 100:].any(), "a span fell on padding"
+    assert span.sum(1).float().mean() > 5
+
+
+def test_masking_is_for_training_only():
+    from e2e.tasks.speech.config import SpeechModelConfig
+    from e2e.tasks.speech.model import SpeechRecognizer
+
+    torch.manual_seed(0)
+    plain = SpeechRecognizer(len(VOCAB) + 1, SpeechModelConfig(subsample=4))
+    masked = SpeechRecognizer(len(VOCAB) + 1, SpeechModelConfig(subsample=4, freq_masks=2,
+                                                                time_masks=2))
+    masked.load_state_dict(plain.state_dict())
+    x, lengths = 0.1 * torch.randn(2, 16_000), torch.tensor([16_000, 16_000])
+    assert torch.equal(plain.eval()(x, lengths)[0], masked.eval()(x, lengths)[0])
+    assert not torch.allclose(plain.train()(x, lengths)[0], masked.train()(x, lengths)[0])
+
+
 # ---- CTC: loss guard and decoding ----
 
 def test_ctc_length_guard_skips_instead_of_nan():

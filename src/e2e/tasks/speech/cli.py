@@ -27,6 +27,9 @@ def add_parsers(sub, data_sub) -> None:
     p.add_argument("--n-test", type=int, default=200, help="test utterances per kind")
     p.add_argument("--kinds", default="digits,letters,sentences",
                    help="comma-separated: digits, letters, sentences")
+    p.add_argument("--flite", type=float, default=0.0,
+                   help="fraction of utterances by flite voices instead of espeak-ng "
+                        "(data.flite; configs/speech/real-mix.yaml uses 0.2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     p.set_defaults(handler=cmd_data_speech_synth)
@@ -75,10 +78,13 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_data_speech_synth(args) -> int:
+    from e2e.errors import E2EError
     from e2e.tasks.speech.synth import build_corpus, parse_kinds
 
+    if not 0 <= args.flite <= 1:
+        raise E2EError(f"--flite is a fraction in [0, 1], got {args.flite}")
     build_corpus(args.out, args.n, args.n_val, args.n_test, args.seed, args.workers,
-                 parse_kinds(args.kinds))
+                 parse_kinds(args.kinds), flite=args.flite)
     return 0
 
 

@@ -63,6 +63,12 @@ class SpeechModelConfig:
     subsample: int = 2
     conv_kernel: int = 15  # conformer depthwise convolution, in encoder frames
     dropout: float = 0.0  # augmentation regularizes; dropout's masks cost CPU time
+    # SpecAugment-style masking of the front end's output in training (0 = off): bands of
+    # adjacent filters and spans of time, each up to the given width
+    freq_masks: int = 0
+    freq_mask_width: int = 15  # filters
+    time_masks: int = 0
+    time_mask_fraction: float = 0.05  # of the utterance's frames (adaptive to its length)
     beam_size: int = 8  # test-time CTC prefix beam search (1 = greedy only)
     lexicon: bool = True  # beam search spells only words seen in the training transcripts
     lm_weight: float = 0.5  # stepwise variant: word bigram LM of the training text in the beam
@@ -71,8 +77,9 @@ class SpeechModelConfig:
     RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
         "filters": "[1, inf)", "filter_ms": "(0, inf)", "dim": "[1, inf)", "layers": "[1, inf)",
         "heads": "[1, inf)", "subsample": "[1, inf)", "conv_kernel": "[1, inf)",
-        "dropout": "[0, 1)", "beam_size": "[1, inf)", "lm_weight": "[0, inf)",
-        "word_bonus": "(-inf, inf)"}
+        "dropout": "[0, 1)", "freq_masks": "[0, inf)", "freq_mask_width": "[0, inf)",
+        "time_masks": "[0, inf)", "time_mask_fraction": "[0, 1)", "beam_size": "[1, inf)",
+        "lm_weight": "[0, inf)", "word_bonus": "(-inf, inf)"}
 
 
 def train_recipe() -> TrainConfig:

@@ -4,6 +4,8 @@
                  (conv over samples,     (100 -> 50 or 25     (conformer
                   square, smooth, log)    frames per second)   or BiGRU)
 
+In training, bands and spans of the filterbank's output may be masked (SpecAugment).
+
 The front end is a constructor argument: the stepwise counterpart that `e2e compare speech`
 measures (task `speech-mfcc`, in e2e.stepwise.mfcc) passes fixed librosa MFCCs at the same
 frame rate instead of the learned filterbank.
@@ -78,6 +80,29 @@ class LearnedFilterbank(nn.Module):
         return ((y - mean) * self.scale + self.shift) * m, lengths
 
 
+def mask_bands_and_spans(h: torch.Tensor, lengths: torch.Tensor, m: SpeechModelConfig
+                        ) -> torch.Tensor:
+    """SpecAugment's masking on the front end's output (N x channels x frames): zero
+    `freq_masks` bands of up to `freq_mask_width` adjacent channels and `time_masks` spans of
+    up to `time_mask_fraction` of each utterance's frames. Zero is the utterance mean after
+    the filterbank's normalization, so a mask reads as "nothing heard here", and the network
+    has to recognize a word from what is left around it, as it must in noise."""
+    n, c, t = h.shape
+    keep = torch.ones(n, c, t, dtype=torch.bool, device=h.device)
+    channel = torch.arange(c, device=h.device)[None, :]
+    frame = torch.arange(t, device=h.device)[None, :]
+    for _ in range(m.freq_masks):
+        width = torch.randint(0, min(m.freq_mask_width, c) + 1, (n, 1), device=h.device)
+        start = (torch.rand(n, 1, device=h.device) * (c - width + 1)).long()
+        keep &= ~((channel >= start) & (channel < start + width))[:, :, None]
+    longest = (lengths.float() * m.time_mask_fraction).long()[:, None]
+    for _ in range(m.time_masks):
+        width = (torch.rand(n, 1, device=h.device) * (longest + 1)).long()
+        start = (torch.rand(n, 1, device=h.device) * (lengths[:, None] - width + 1)).long()
+        keep &= ~((frame >= start) & (frame < start + width))[:, None, :]
+    return h * keep
+
+
 class ConformerBlock(nn.Module):
     """Half feed-forward, self-attention, depthwise convolution, half feed-forward."""
 
@@ -121,6 +146,7 @@ class SpeechRecognizer(nn.Module):
         if front is None:
             front, channels = LearnedFilterbank(m.filters, m.filter_ms), m.filters
         self.front = front
+        self.masking = m  # freq_masks, time_masks, ...: applied in training only
         # 100 filterbank frames/s -> 100 / subsample encoder frames/s (kernel 5, stride 2 at 2)
         s = m.subsample
         self.subsample = nn.Conv1d(channels, m.dim, 2 * s + 1, stride=s, padding=s)
@@ -140,6 +166,8 @@ class SpeechRecognizer(nn.Module):
         if x.dtype == torch.int16:
             x = x.float() / 32768
         h, lengths = self.front(x.float(), lengths)
+        if self.training and (self.masking.freq_masks or self.masking.time_masks):
+            h = mask_bands_and_spans(h, lengths, self.masking)
         h = F.gelu(self.subsample(h)).transpose(1, 2)
         lengths = conv_out(lengths, self.subsample)
         mask = length_mask(lengths, h.shape[1])
