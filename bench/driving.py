@@ -90,7 +90,7 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=STEERING_NOISE,
                     help="steering perturbation while recording (labels stay the expert's)")
     ap.add_argument("--config", default=str(RECIPE))
-    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[])
     ap.add_argument("--dry-run", action="store_true", help="print, do not write RESULTS.md")
     ap.add_argument("--resume", action="store_true",
                     help="keep the baselines and the finished DAgger rounds of the run in --out "

@@ -124,7 +124,7 @@ def main() -> None:
     p.add_argument("--nproc", type=int, default=1,
                    help="training processes (DistributedDataParallel, one core each); "
                         "train.batch_size is the global batch, shared among them")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="overrides on top of the recipe")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument("--rtf-only", type=Path, metavar="RUN",

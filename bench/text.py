@@ -162,7 +162,8 @@ def main() -> None:
     ap.add_argument("--summarize-minutes", type=float, default=30)
     ap.add_argument("--recipe", choices=("bible", "messages"), default="messages",
                     help="translation recipe: the Bible alone, or Bible + software messages")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+    ap.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                    metavar="KEY=VALUE",
                     help="override a value of the translation recipe (an experiment; the "
                          "command line in RESULTS.md records it)")
     ap.add_argument("--only", choices=("translate", "summarize"),

@@ -13,10 +13,12 @@ def test_round_trip_on_a_folder_of_pngs(tmp_path):
     root = make_image_folder(tmp_path / "imgs", per_class=40)
     run = tmp_path / "run"
     train = run_cli("train", "vision", "--data", str(root), "--out", str(run),
-                    "--set", "data.image_size=16", "--set", "data.channels=1",
+                    "--set", "data.image_size=16", "data.channels=1",  # several after one --set
                     "--set", "train.epochs=12", "--set", "train.batch_size=32",
-                    "--set", "model.widths=[16,32,64]", "--set", "train.num_workers=1")
+                    "--set", "model.widths=[16,32,64]", "train.num_workers=1")
     assert "gradient flow: " in train.stderr and "test/accuracy" in train.stdout
+    config = (run / "config.yaml").read_text()
+    assert "image_size: 16" in config and "channels: 1" in config and "num_workers: 1" in config
     accuracy = float(train.stdout.split("test/accuracy:")[1].split()[0])
     assert accuracy > 0.6  # chance is 0.2
 

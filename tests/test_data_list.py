@@ -30,8 +30,8 @@ def test_lists_the_sources_of_every_application_with_how_to_install_them(tmp_pat
     rows = _rows(run_cli("data", "list", cwd=tmp_path, env=env).stdout)
     assert list(rows) == list(APPS)
     for app, names in {"vision": ["fashion-mnist", "mnist", "digits", "PATH"],
-                       "speech": ["synth", "flite", "asterisk", "queen", "warzone", "drascula",
-                                  "PATH"],
+                       "speech": ["synth", "flite", "piper", "asterisk", "queen", "warzone",
+                                  "drascula", "PATH"],
                        "text": ["bible-en-es", "debian-descriptions", "messages-en-es", "PATH"],
                        "driving": ["CarRacing", "runs/driving-data", "PATH"]}.items():
         assert set(names) <= set(rows[app]), (app, rows[app])

@@ -7,6 +7,7 @@
 - `e2e train ... --nproc 2` writes one run directory (rank 0 only).
 - A run scheduled by the clock (train.schedule_by_time) gives every rank the same learning
   rate, even when their clocks disagree, so their weights stay equal.
+- Killing the launcher (SIGTERM) stops the processes it started.
 
 Run as a script (`torchrun --nproc-per-node 2 tests/test_distributed.py OUT STEPS`, or `OUT
 skew`), this file trains the tests' blob task; the tests below launch it that way.
@@ -159,6 +160,25 @@ def test_torchrun_without_out_is_refused(tmp_path, monkeypatch, capsys):
     assert "--out" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
+
+def test_a_terminated_launcher_stops_its_workers(tmp_path):
+    # `kill` of `e2e train --nproc N` (or of bench/speech.py) must not leave torchrun training
+    # on: the launcher forwards SIGTERM to its child and waits for it.
+    pid_file = tmp_path / "child.pid"
+    sleeper = (f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+               "time.sleep(120)")
+    launcher = subprocess.Popen([sys.executable, "-c",
+                                 "import sys; from e2e.engine.distributed import run_child; "
+                                 f"sys.exit(run_child([sys.executable, '-c', {sleeper!r}], {{}}))"])
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    launcher.terminate()
+    assert launcher.wait(timeout=30) == 128 + 15
+    with pytest.raises(ProcessLookupError):  # reaped by the launcher, so no zombie answers
+        os.kill(child, 0)
 
 if __name__ == "__main__":  # one rank of a 2-process blob run: OUT STEPS, or OUT skew
     if sys.argv[2] == "skew":

@@ -274,6 +274,45 @@ def test_corpus_is_split_by_voice_and_reused(tmp_path):
 
 
 @needs_espeak
+def test_piper_voice_trains_only_and_sounds_like_several_speakers(tmp_path):
+    base = speech_synth.plan(tmp_path, 40, 3, 4, seed=0, flite=0.2)
+    mixed = speech_synth.plan(tmp_path, 40, 3, 4, seed=0, flite=0.2, piper=0.5)
+    assert {k: v for k, v in mixed.items() if k != "train"} == \
+        {k: v for k, v in base.items() if k != "train"}  # no test or validation set changes
+    engine = lambda items: [j.voice.split(":")[0] if ":" in j.voice else "espeak"  # noqa: E731
+                            for j, _ in items]
+    assert [e == "flite" for e in engine(base["train"])] == \
+        [e == "flite" for e in engine(mixed["train"])]  # flite keeps its utterances
+    assert 8 <= engine(mixed["train"]).count("piper") <= 32
+    assert [t for _, t in base["train"]] == [t for _, t in mixed["train"]]
+    with pytest.raises(E2EError, match="at most 1"):
+        speech_synth.plan(tmp_path, 4, 1, 1, seed=0, flite=0.6, piper=0.5)
+    # Rendered for real: the job's pitch moves the voice's fundamental, its tempo stays.
+    f0, seconds = {}, {}
+    for pitch in (25, 75):
+        job = speech_synth.Job(tmp_path / f"{pitch}.wav", "piper:joe", pitch, 175, "seven three")
+        assert speech_synth.render(job)
+        x, rate = sf.read(job.path)
+        assert rate == 16000 and not list(tmp_path.glob("*.piper.wav"))
+        f0[pitch], seconds[pitch] = median_f0(x, rate), len(x) / rate
+    assert f0[75] > 1.25 * f0[25], f0  # 7 semitones apart: x1.5
+    assert 0.3 < seconds[25] < 3 and 0.7 < seconds[75] / seconds[25] < 1.3, seconds
+
+
+def median_f0(x: np.ndarray, rate: int) -> float:
+    """Median autocorrelation pitch (60-400 Hz) of the louder 64 ms frames."""
+    found = []
+    for start in range(0, len(x) - 1024, 512):
+        frame = x[start:start + 1024]
+        if np.sqrt((frame ** 2).mean()) < 0.02:
+            continue
+        c = np.correlate(frame, frame, "full")[1023:]
+        lo, hi = rate // 400, rate // 60
+        found.append(rate / (lo + np.argmax(c[lo:hi])))
+    return float(np.median(found))
+
+
+@needs_espeak
 def test_tiny_corpus_trains_and_transcribes(tmp_path):
     corpus, run = tmp_path / "corpus", tmp_path / "run"
     run_cli("data", "speech-synth", "--out", str(corpus), "--n", "32", "--n-val", "6",

@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", nargs="?", help=f"the application: {apps} (omit with --resume)")
     p.add_argument("--data", help="dataset name or folder (sets data.source)")
     p.add_argument("--config", help="YAML config: a recipe in configs/APP/ or a run's config.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                   metavar="KEY=VALUE",
+                   help="override config values, e.g. --set train.lr=1e-3 train.batch_size=32")
     p.add_argument("--out", help="run directory (default: runs/APP-TIMESTAMP)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="sets train.device")
     p.add_argument("--resume", metavar="RUN",
@@ -118,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fractions", type=fractions, default=(), metavar="F,F,...",
                    help="the data curve's sizes as fractions of the training data (default "
                         "0.01,0.03,0.1,0.3,1, with --quick 0.1,0.3,1; driving: tracks 5-200)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                   metavar="KEY=VALUE")
     p.set_defaults(handler=cmd_compare)
 
     p = sub.add_parser("config", help="print an application's default config as YAML")

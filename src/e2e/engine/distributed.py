@@ -19,9 +19,11 @@ How the engine uses several processes (`torchrun --nproc-per-node N -m e2e train
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -142,4 +144,33 @@ def launch(nproc: int, args: list[str]) -> int:
     env = {**os.environ}
     # torchrun would set 1 thread per process with a warning; share the cores out instead.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    return subprocess.call(cmd, env=env)
+    return run_child(cmd, env)
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> int:
+    """Run `cmd` to the end; its exit status. A SIGTERM to this process stops it too.
+
+    Python dies on SIGTERM without cleaning up, which would leave torchrun and its workers
+    training on (and writing the run directory) after `kill` or a scheduler's timeout.
+    torchrun, on SIGTERM, stops its workers before it exits.
+    """
+    child = subprocess.Popen(cmd, env=env)
+    if threading.current_thread() is not threading.main_thread():
+        return child.wait()  # signal handlers can only be set in the main thread
+
+    # The handler only passes the signal on: it interrupts child.wait(), which holds a lock
+    # that a second wait() inside the handler would deadlock on.
+    received: list[int] = []
+
+    def stop(signum, frame):
+        received.append(signum)
+        child.terminate()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        code = child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if received:
+        raise SystemExit(128 + received[0])
+    return code

@@ -165,7 +165,8 @@ def compare_speech(opts: CompareOptions, bar: tqdm) -> Comparison:
     bar.set_description("speech: rendering the corpus and the test words")
     # The largest corpus first: every smaller run reuses its files (a prefix of its plan).
     build_corpus(p.corpus, d.n, d.n_val, d.n_test, seed=d.split_seed,
-                 kinds=parse_kinds(d.kinds), quiet=True, flite=d.flite)
+                 kinds=parse_kinds(d.kinds), quiet=True, flite=d.flite,
+                 piper=d.piper)
     tests = WordSets(p)
     mfcc_features(np.zeros(1600, np.float32))  # librosa's one-time set-up, kept out of timings
     rows: list[Row] = []

