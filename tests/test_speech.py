@@ -25,7 +25,7 @@ from e2e.data.audio import (
 )
 from e2e.errors import DatasetMissing, E2EError
 from e2e.tasks.speech import synth as speech_synth
-from e2e.tasks.speech.augment import AugmentConfig, augment, telephone
+from e2e.tasks.speech.augment import AugmentConfig, augment, fft_size, telephone
 from e2e.tasks.speech.ctc import Lexicon, beam_search, ctc_loss, encode, greedy
 from tests.conftest import run_cli
 
@@ -253,6 +253,19 @@ def test_augmentation_shapes_and_effects():
                                                            gain_db=(0, 0)))
     assert abs(int(n) - 16000) < 300  # tempo kept ...
     assert peak_hz(shifted[0].numpy(), 16000) == pytest.approx(880, abs=15)  # ... pitch doubled
+
+
+def test_fft_sizes_are_the_smallest_5_smooth_lengths():
+    def smooth(m: int) -> bool:
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+    for n in [*range(1, 400), 36_001, 160_003]:
+        size = fft_size(n)
+        assert size >= n and smooth(size)
+        assert not any(smooth(m) for m in range(n, size)), n
+    assert fft_size(36_001) == 36_450  # 2 * 3^6 * 5^2
 
 
 # ---- end to end on a tiny espeak-ng corpus ----

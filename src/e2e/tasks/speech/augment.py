@@ -41,6 +41,24 @@ def _mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
     return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def fft_size(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n. An FFT of a length with a large prime factor is many
+    times slower (measured, 16 clips: 55 ms at 36,001 samples, 23 ms at 36,864), and clip
+    lengths are arbitrary, so every FFT here zero-pads to such a size and crops."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
 def gain(x: torch.Tensor, lengths: torch.Tensor, db: tuple[float, float]) -> torch.Tensor:
     g = 10 ** (_uniform(*db, len(x), x.device) / 20)
     return (x * g[:, None]).clamp(-1, 1)
@@ -49,20 +67,28 @@ def gain(x: torch.Tensor, lengths: torch.Tensor, db: tuple[float, float]) -> tor
 def noise(x: torch.Tensor, lengths: torch.Tensor, snr_db: tuple[float, float], p: float
           ) -> torch.Tensor:
     n, t = x.shape
-    mask = _mask(lengths, t)
-    white = torch.randn_like(x)
+    # Only the noisy examples' noise is made: it is most of this function's time.
+    rows = torch.nonzero(torch.rand(n, device=x.device) < p).flatten()
+    if len(rows) == 0:
+        return x
+    k = len(rows)
+    mask = _mask(lengths[rows], t)
+    white = torch.randn(k, t, device=x.device)
     # Pink (1/f) noise: shape white noise's spectrum by 1/sqrt(f).
-    spec = torch.fft.rfft(torch.randn_like(x))
+    size = fft_size(t)
+    spec = torch.fft.rfft(torch.randn(k, size, device=x.device))
     f = torch.arange(spec.shape[1], device=x.device).clamp_min(1).float()
-    pink = torch.fft.irfft(spec / f.sqrt(), n=t)
-    pick = (torch.rand(n, 1, device=x.device) < 0.5).float()
+    pink = torch.fft.irfft(spec / f.sqrt(), n=size)[:, :t]
+    pick = (torch.rand(k, 1, device=x.device) < 0.5).float()
     nz = (pick * white + (1 - pick) * pink) * mask
-    p_sig = (x.pow(2) * mask).sum(1) / lengths.clamp_min(1)
-    p_nz = nz.pow(2).sum(1) / lengths.clamp_min(1)
-    snr = 10 ** (_uniform(*snr_db, n, x.device) / 10)
+    length = lengths[rows].clamp_min(1)
+    p_sig = (x[rows].pow(2) * mask).sum(1) / length
+    p_nz = nz.pow(2).sum(1) / length
+    snr = 10 ** (_uniform(*snr_db, k, x.device) / 10)
     scale = (p_sig / (snr * p_nz.clamp_min(1e-12))).sqrt()
-    apply = (torch.rand(n, device=x.device) < p).float()
-    return x + (apply * scale)[:, None] * nz
+    out = x.clone()
+    out[rows] += scale[:, None] * nz
+    return out
 
 
 def _stretch(y: torch.Tensor, rate: float) -> torch.Tensor:
@@ -95,9 +121,10 @@ def pitch_shift(y: torch.Tensor, semitones: float) -> torch.Tensor:
 def telephone(x: torch.Tensor, mulaw: bool = True) -> torch.Tensor:
     """An 8 kHz phone line: keep only 0-4 kHz (rectangular cut in the spectrum), then G.711
     mu-law coding, 8 bits a sample (the Asterisk prompts went through both)."""
-    spec = torch.fft.rfft(x)
+    size = fft_size(x.shape[1])
+    spec = torch.fft.rfft(x, n=size)
     spec[:, spec.shape[1] // 2:] = 0
-    y = torch.fft.irfft(spec, n=x.shape[1])
+    y = torch.fft.irfft(spec, n=size)[:, :x.shape[1]]
     return mu_law(y) if mulaw else y
 
 
@@ -115,7 +142,7 @@ def reverb(y: torch.Tensor, sample_rate: int = 16_000) -> torch.Tensor:
     ir = torch.randn_like(t) * torch.exp(-6.9 * t / rt60)
     ir[0] = 1.0
     ir = ir / ir.norm()
-    n = len(y) + len(ir) - 1
+    n = fft_size(len(y) + len(ir) - 1)
     out = torch.fft.irfft(torch.fft.rfft(y, n) * torch.fft.rfft(ir, n), n)[:len(y)]
     return out * (y.abs().max() / out.abs().max().clamp_min(1e-6))
 
