@@ -33,6 +33,7 @@ def test_set_parses_types():
     ("train.epochs=many", "train.epochs must be int"),
     ("train.epochs=2.5", "train.epochs must be int"),
     ("model.widths=8", "model.widths must be"),
+    ("model.widths=[8, x]", "model.widths must be tuple[int, ...]"),
     ("lr=1", "needs a section"),
     ("optim.lr=1", "unknown section"),
     ("train.lr", "expects key=value"),
@@ -133,3 +134,14 @@ def test_words_are_checked_against_their_choices():
     with pytest.raises(E2EError, match="train.schedule must be one of onecycle, cosine, "
                                        "constant, got 'cosin'; did you mean cosine"):
         load_config(None, "vision", ["train.schedule=cosin"])
+
+
+def test_a_pair_takes_exactly_two_values():
+    cfg = default_config("speech")
+    apply_override(cfg, "data.semitones=[0, 4]")
+    assert cfg.data.semitones == (0.0, 4.0)
+    for bad in ("[1]", "[1, 2, 3]"):
+        with pytest.raises(E2EError, match=r"data.semitones must be tuple\[float, float\]"):
+            apply_override(cfg, f"data.semitones={bad}")
+    with pytest.raises(E2EError, match="data.semitones must be >= -12"):
+        apply_override(cfg, "data.semitones=[0, 20]")

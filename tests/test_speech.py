@@ -24,6 +24,7 @@ from e2e.data.audio import (
     resample,
 )
 from e2e.errors import DatasetMissing, E2EError
+from e2e.tasks import default_config, get_task
 from e2e.tasks.speech import synth as speech_synth
 from e2e.tasks.speech.augment import AugmentConfig, augment, fft_size, telephone
 from e2e.tasks.speech.ctc import Lexicon, beam_search, ctc_loss, encode, greedy
@@ -253,6 +254,19 @@ def test_augmentation_shapes_and_effects():
                                                            gain_db=(0, 0)))
     assert abs(int(n) - 16000) < 300  # tempo kept ...
     assert peak_hz(shifted[0].numpy(), 16000) == pytest.approx(880, abs=15)  # ... pitch doubled
+
+
+def test_the_task_augments_with_the_configs_ranges():
+    cfg = default_config("speech")
+    for key in ("p_noise", "p_pitch", "p_telephone", "p_reverb"):
+        setattr(cfg.data, key, 0.0)
+    cfg.data.p_speed, cfg.data.speed = 1.0, (1.25, 1.25)
+    task = get_task("speech")
+    task.setup(cfg, {})
+    x = torch.from_numpy((tone(440, 16000, 1.0) * 32767).astype(np.int16))[None]
+    batch = {"x": x, "lengths": torch.tensor([16000])}
+    assert task.prepare_batch(batch, train=True)["lengths"].tolist() == [12800]
+    assert task.prepare_batch(batch, train=False)["lengths"].tolist() == [16000]
 
 
 def test_fft_sizes_are_the_smallest_5_smooth_lengths():

@@ -300,8 +300,10 @@ def _coerce(value: Any, typ: Any) -> Any:
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise TypeError
-        (item_type, *_) = typing.get_args(typ) or (Any,)
-        items = [_coerce(v, item_type) for v in value]
+        args = typing.get_args(typ) or (Any,)
+        if origin is tuple and Ellipsis not in args and len(value) != len(args):
+            raise ValueError  # tuple[float, float] holds exactly two
+        items = [_coerce(v, args[0]) for v in value]
         return tuple(items) if origin is tuple else items
     if typ is Any:
         return value
@@ -331,4 +333,6 @@ def _coerce(value: Any, typ: Any) -> Any:
 def _type_name(typ: Any) -> str:
     if isinstance(typ, str):
         return typ
+    if typing.get_args(typ):  # tuple[float, float], not just "tuple"
+        return str(typ).replace("typing.", "")
     return getattr(typ, "__name__", None) or str(typ).replace("typing.", "")

@@ -25,7 +25,9 @@ class SpeechDataConfig:
     augment: bool = True  # waveform augmentation of training batches
     p_noise: float = 0.5
     p_speed: float = 0.5
+    speed: tuple[float, float] = (0.85, 1.15)  # tempo factors drawn from this range
     p_pitch: float = 0.3
+    semitones: tuple[float, float] = (-3.0, 3.0)  # pitch shifts drawn from this range
     p_telephone: float = 0.5  # band-limit to 4 kHz as an 8 kHz phone line does
     p_reverb: float = 0.2
     flite: float = 0.0  # synth: fraction of utterances by flite voices instead of espeak-ng
@@ -46,7 +48,8 @@ class SpeechDataConfig:
     RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
         "n": "[1, inf)", "n_val": "[1, inf)", "n_test": "[1, inf)", "val_fraction": "(0, 1)",
         "test_fraction": "(0, 1)", "split_seed": "[0, inf)", "p_noise": "[0, 1]",
-        "p_speed": "[0, 1]", "p_pitch": "[0, 1]", "p_telephone": "[0, 1]", "p_reverb": "[0, 1]",
+        "p_speed": "[0, 1]", "speed": "[0.5, 2]", "p_pitch": "[0, 1]", "semitones": "[-12, 12]",
+        "p_telephone": "[0, 1]", "p_reverb": "[0, 1]",
         "flite": "[0, 1]", "piper": "[0, 1]", "real_val_fraction": "(0, 1)",
         "real_test_fraction": "(0, 1)",
         "real_n": "[0, inf)", "max_test": "[1, inf)", "max_seconds": "(0, inf)"}

@@ -185,7 +185,8 @@ class SpeechTask(Task):
     def prepare_batch(self, batch: dict, train: bool) -> dict:
         d: SpeechDataConfig = self._cfg.data
         if train and d.augment:
-            cfg = AugmentConfig(p_noise=d.p_noise, p_speed=d.p_speed, p_pitch=d.p_pitch,
+            cfg = AugmentConfig(p_noise=d.p_noise, p_speed=d.p_speed, speed=d.speed,
+                                p_pitch=d.p_pitch, semitones=d.semitones,
                                 p_telephone=d.p_telephone, p_reverb=d.p_reverb)
             x, lengths = augment(batch["x"].float() / 32768, batch["lengths"], cfg)
             return {**batch, "x": x, "lengths": lengths}
