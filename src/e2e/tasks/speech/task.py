@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -185,9 +186,9 @@ class SpeechTask(Task):
     def prepare_batch(self, batch: dict, train: bool) -> dict:
         d: SpeechDataConfig = self._cfg.data
         if train and d.augment:
-            cfg = AugmentConfig(p_noise=d.p_noise, p_speed=d.p_speed, speed=d.speed,
-                                p_pitch=d.p_pitch, semitones=d.semitones,
-                                p_telephone=d.p_telephone, p_reverb=d.p_reverb)
+            # every augmentation setting the data config names (a new one cannot be forgotten)
+            cfg = AugmentConfig(**{f.name: getattr(d, f.name) for f in fields(AugmentConfig)
+                                   if hasattr(d, f.name)})
             x, lengths = augment(batch["x"].float() / 32768, batch["lengths"], cfg)
             return {**batch, "x": x, "lengths": lengths}
         return batch
