@@ -89,7 +89,7 @@ def real_time_factor(run: Path, files: list[Path], beam: bool, threads: int,
                      passes: int = 3) -> float:
     """Compute seconds per audio second over `files`, one file at a time: the median of
     `passes` passes. One pass of the same command on the same model read anywhere from 0.011
-    to 0.020 on a shared 2-core machine; the median of three is steadier than any one."""
+    to 0.020 between runs on one 2-core machine; the median of three is steadier than one."""
     torch.set_num_threads(threads)
     model = e2e.load(run)
     model.predict([str(files[0])], beam=beam)  # warm-up
