@@ -19,18 +19,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from e2e.tasks.speech.config import SpeechDataConfig as _Data
+
 
 @dataclass
 class AugmentConfig:
-    p_noise: float = 0.5
+    """Defaults: the speech data config's, for every setting it names (one place to change)."""
+    p_noise: float = _Data.p_noise
     snr_db: tuple[float, float] = (5.0, 30.0)
-    p_speed: float = 0.5
-    speed: tuple[float, float] = (0.85, 1.15)
-    p_pitch: float = 0.3
-    semitones: tuple[float, float] = (-3.0, 3.0)
+    p_speed: float = _Data.p_speed
+    speed: tuple[float, float] = _Data.speed
+    p_pitch: float = _Data.p_pitch
+    semitones: tuple[float, float] = _Data.semitones
     gain_db: tuple[float, float] = (-12.0, 6.0)
-    p_telephone: float = 0.5
-    p_reverb: float = 0.2
+    p_telephone: float = _Data.p_telephone
+    p_reverb: float = _Data.p_reverb
 
 
 def _uniform(lo: float, hi: float, n: int, device) -> torch.Tensor:
