@@ -13,6 +13,9 @@ its ranges in a class-level table in interval notation, next to its fields:
 "[1, inf)" means 1 or more, "(0, 1)" strictly between 0 and 1. A range applies to each item
 of a tuple or list. NaN and infinities are refused everywhere. A setting that takes one of a
 few words lists them the same way: `CHOICES: ClassVar = {"mode": ("max", "min")}`.
+
+A field whose type is itself a dataclass is a nested section: `--set data.augment.p_noise=0.3`,
+or in YAML a mapping under `augment:`, which changes only the keys it names.
 """
 
 from __future__ import annotations
@@ -174,24 +177,31 @@ def valid_keys(cfg: Config) -> str:
     """Every key with its type, the task's default and its allowed range, one per line."""
     defaults = cfg._defaults or cfg
     lines = []
-    for section in SECTIONS:
-        obj = getattr(defaults, section)
+    for key, obj, f in _leaves(defaults):
         ranges = getattr(type(obj), "RANGES", {})
-        for f in dataclasses.fields(obj):
-            allowed = f", range {ranges[f.name]}" if f.name in ranges else ""
-            lines.append(f"  {section}.{f.name} ({_type_name(f.type)}, "
-                         f"default {getattr(obj, f.name)!r}{allowed})")
+        allowed = f", range {ranges[f.name]}" if f.name in ranges else ""
+        lines.append(f"  {key} ({_type_name(f.type)}, default {getattr(obj, f.name)!r}{allowed})")
     return "\n".join(lines)
+
+
+def _leaves(cfg: Config):
+    """(dotted key, the dataclass holding it, its field) for every setting, nested ones too."""
+    def walk(prefix: str, obj: Any):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                yield from walk(f"{prefix}.{f.name}", value)
+            else:
+                yield f"{prefix}.{f.name}", obj, f
+    for section in SECTIONS:
+        if getattr(cfg, section) is not None:
+            yield from walk(section, getattr(cfg, section))
 
 
 def validate(cfg: Config, source: str = "config") -> None:
     """Refuse any numeric value outside its range (or NaN / infinite), naming key and range."""
-    for section in SECTIONS:
-        obj = getattr(cfg, section)
-        if obj is None:
-            continue
-        for f in dataclasses.fields(obj):
-            _check_range(obj, section, f.name, getattr(obj, f.name), source)
+    for key, obj, f in _leaves(cfg):
+        _check_range(obj, key.rsplit(".", 1)[0], f.name, getattr(obj, f.name), source)
 
 
 @dataclass(frozen=True)
@@ -251,8 +261,7 @@ def _check_range(obj: Any, section: str, name: str, value: Any, source: str) -> 
 
 def _did_you_mean(cfg: Config, key: str) -> str:
     """' Did you mean train.lr?' for a misspelt key (with or without its section), or ''."""
-    keys = [f"{s}.{f.name}" for s in SECTIONS if getattr(cfg, s) is not None
-            for f in dataclasses.fields(getattr(cfg, s))]
+    keys = [key for key, _, _ in _leaves(cfg)]
     close = difflib.get_close_matches(key, keys, n=3, cutoff=0.75)
     if not close:  # a right name in a wrong or missing section: optim.lr, lr, epoch
         bare = key.rsplit(".", 1)[-1]
@@ -268,11 +277,24 @@ def _assign(cfg: Config, section: str, name: str, value: Any, source: str) -> No
         raise E2EError(f"{source}: unknown section '{section}'."
                        f"{_did_you_mean(cfg, f'{section}.{name}')} Valid keys:\n"
                        f"{valid_keys(cfg)}")
+    top, dotted = section, name
+    *parents, name = name.split(".")
+    for parent in parents:  # data.augment.p_noise: down into the nested section
+        child = getattr(obj, parent, None)
+        if not dataclasses.is_dataclass(child):
+            _unknown_key(cfg, f"{section}.{parent}.{name}", source)
+        obj, section = child, f"{section}.{parent}"
     fields = {f.name: f for f in dataclasses.fields(obj)}
     if name not in fields:
-        raise E2EError(f"{source}: unknown key '{section}.{name}' for task '{cfg.task}'."
-                       f"{_did_you_mean(cfg, f'{section}.{name}')} Valid keys:\n"
-                       f"{valid_keys(cfg)}")
+        _unknown_key(cfg, f"{section}.{name}", source)
+    if dataclasses.is_dataclass(getattr(obj, name)):
+        if not isinstance(value, dict):
+            raise E2EError(f"{source}: {section}.{name} is a section of settings; give one "
+                           f"of them, e.g. --set {section}.{name}."
+                           f"{dataclasses.fields(getattr(obj, name))[0].name}=VALUE")
+        for key, item in value.items():  # a mapping changes only the keys it names
+            _assign(cfg, top, f"{dotted}.{key}", item, source)
+        return
     hints = typing.get_type_hints(type(obj))
     try:
         coerced = _coerce(value, hints[name])
@@ -281,6 +303,11 @@ def _assign(cfg: Config, section: str, name: str, value: Any, source: str) -> No
                        f"got {value!r}. Valid keys:\n{valid_keys(cfg)}") from None
     _check_range(obj, section, name, coerced, source)
     setattr(obj, name, coerced)
+
+
+def _unknown_key(cfg: Config, key: str, source: str) -> None:
+    raise E2EError(f"{source}: unknown key '{key}' for task '{cfg.task}'."
+                   f"{_did_you_mean(cfg, key)} Valid keys:\n{valid_keys(cfg)}")
 
 
 def _coerce(value: Any, typ: Any) -> Any:
