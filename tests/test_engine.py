@@ -95,7 +95,7 @@ def test_unknown_monitor_fails_before_training(blobs, tmp_path):
 
 def test_monitor_missing_at_first_evaluation(tmp_path):
     task = BlobsTask()
-    task.evaluate = lambda model, split, cfg: {"loss": 1.0}  # forgets 'accuracy'
+    task.evaluate = lambda model, split, cfg, info: {"loss": 1.0}  # forgets 'accuracy'
     with pytest.raises(E2EError, match="was not produced by evaluation; it produced: val/loss"):
         fit(task, blobs_config(eval_every=2), tmp_path / "run", quiet=True)
 
@@ -197,7 +197,7 @@ def test_freed_activations_stay_in_the_process():
     instead of being returned to the OS and page-faulted in again (20-25% of CPU time)."""
     import resource
 
-    from e2e.engine.trainer import keep_freed_memory
+    from e2e.engine.platform import keep_freed_memory
 
     keep_freed_memory()
     torch.empty(4 * 2**20).fill_(1)  # 16 MiB, allocated and freed once
