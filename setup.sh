@@ -17,9 +17,25 @@ APT_PACKAGES=(
   flight-of-the-amazon-queen  # speech: real voice acting, ~3,700 transcribed clips (freeware)
   drascula               # speech: real voice acting, ~740 clips; the corpus never trained on
   warzone2100-data       # speech: ~15 min of real English speech with text (GPL-2+)
+  beneath-a-steel-sky    # speech: real voice acting, ~3,400 lines; English + Spanish text (freeware)
+  tuxpaint-stamps-default  # speech: spoken English letters, digits and stamp descriptions (GPL-2+)
+  hedgewars-data         # speech: ~440 short phrases by 10 English voice packs (GPL-2, GFDL-1.3)
+  ktuberling-data        # speech: 70 spoken English words, one speaker (GPL-2+)
+  pocketsphinx pocketsphinx-en-us  # speech: the pretrained HMM recognizer users would pick instead
   sword-text-kjv         # text: King James Bible (SWORD module), translation source side
   sword-text-sparv       # text: Reina-Valera 1909 Spanish Bible, translation target side
   apertium-eng-spa       # text: rule-based English->Spanish translator (stepwise baseline)
+  # text: Wesnoth's campaigns, ~13k English->Spanish dialogue and narration lines (.mo
+  # catalogs inside each campaign; GPL-2+). With wesnoth-1.16-data: ~290 MB download, ~390 MB
+  wesnoth-1.16-did wesnoth-1.16-dm wesnoth-1.16-dw wesnoth-1.16-ei wesnoth-1.16-httt
+  wesnoth-1.16-l wesnoth-1.16-low wesnoth-1.16-nr wesnoth-1.16-sof wesnoth-1.16-sota
+  wesnoth-1.16-sotbe wesnoth-1.16-thot wesnoth-1.16-trow wesnoth-1.16-tsg wesnoth-1.16-ttb
+  wesnoth-1.16-utbs
+  debian-handbook        # text: The Debian Administrator's Handbook, en + es pages (GPL-2+)
+  debian-reference-en debian-reference-es  # text: the Debian Reference, en + es (GPL-2+)
+  gnome-user-docs        # text: GNOME's desktop help, C (English) + es pages (CC-BY-SA-3.0)
+  installation-guide-amd64  # text: the Debian installation guide, en + es (GPL-2)
+  maint-guide maint-guide-es  # text: the Debian New Maintainers' Guide, en + es (GPL-2+)
 )
 
 SUDO=""

@@ -5,12 +5,12 @@
 In one process, on this machine's CPU, wall clock, recording included:
   1. the expert drives the training tracks and is recorded (`e2e data driving`, in parallel
      workers; reused when already there)
-  2. `e2e train driving --dagger ROUNDS` with the recipe configs/driving/bench.yaml: round 0 is
-     behavior cloning; each later round lets the network drive new training tracks (the
-     expert taking a share beta^r of the steps), has the expert label every state visited,
-     and retrains from scratch on everything; checkpoints are chosen by driving the
-     validation tracks (500-509); the engine's final test evaluation of every round drives
-     the test tracks
+  2. `e2e train driving`, the default recipe (it sets only its budget: bench/budget.py): round 0
+     is behavior cloning, then data.dagger_rounds rounds of DAgger; each later round lets the
+     network drive new training tracks (the expert taking a share beta^r of the steps), has
+     the expert label every state visited, and retrains from scratch on everything;
+     checkpoints are chosen by driving the validation tracks (500-509); the engine's final
+     test evaluation of every round drives the test tracks
   3. policy inference time per frame at batch 1 (one thread, as in the drive workers)
 (the expert and the modular pipeline, which learns nothing, drive the same test tracks first)
 The RESULTS.md section is rewritten after each stage, so a cut-short run still reports.
@@ -40,16 +40,16 @@ from e2e.tasks.driving.config import STEERING_NOISE
 from e2e.tasks.driving.dagger import load_policy, run_dagger
 from e2e.tasks.driving.record import record
 from e2e.tasks.driving.sim import parse_seeds
+from e2e.tasks.driving.task import DrivingTask
 
 sys.path.insert(0, str(Path(__file__).parent))
+from budget import check  # noqa: E402
 from results import machine, write_section  # noqa: E402
-
-RECIPE = Path(__file__).parents[1] / "configs" / "driving" / "bench.yaml"
 
 
 def inference_ms(run: Path, data: Path, n: int = 1000) -> tuple[float, float]:
     """Median and mean milliseconds per frame at batch 1, as a drive worker runs the policy."""
-    policy = load_policy(run)
+    policy = load_policy(DrivingTask(), run)
     frames = read_episode(recording_files([data])[0])[0]
     threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
     torch.set_num_threads(1)
@@ -81,22 +81,32 @@ def main() -> None:
     ap.add_argument("--out", default="bench/runs/driving")
     ap.add_argument("--record-seeds", default="0-39")
     ap.add_argument("--test-seeds", default="1000-1099")
-    # 3: on 2026-11-30 the crashes of rounds 0-2 (38, 11, 4 test tracks under 900) were gone
-    # only after the third round (none; mean 905.4 -> 925.3)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int,
+                    help="DAgger rounds (an experiment; default: the recipe's data.dagger_rounds)")
     ap.add_argument("--workers", type=int, default=2, help="episodes driven in parallel")
     ap.add_argument("--budget-minutes", type=float, default=30,
                     help="start no DAgger round after this many minutes of training")
     ap.add_argument("--noise", type=float, default=STEERING_NOISE,
                     help="steering perturbation while recording (labels stay the expert's)")
-    ap.add_argument("--config", default=str(RECIPE))
+    ap.add_argument("--config", help="a named recipe or YAML file (default: the default recipe)")
     ap.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[])
     ap.add_argument("--dry-run", action="store_true", help="print, do not write RESULTS.md")
     ap.add_argument("--resume", action="store_true",
                     help="keep the baselines and the finished DAgger rounds of the run in --out "
                          "(e.g. --rounds 3 after a 2-round run adds round 3)")
+    ap.add_argument("--print-config", action="store_true",
+                    help="print the config this command trains, exit")
     args = ap.parse_args()
     out, data = Path(args.out), Path(args.out) / "data"
+    experiment = [*args.overrides] + \
+        ([f"data.dagger_rounds={args.rounds}"] if args.rounds is not None else [])
+    cfg = load_config(args.config, "driving",
+                      check("driving", [f"data.source={data}", f"data.test_seeds={args.test_seeds}",
+                                        f"data.workers={args.workers}"]) + experiment)
+    if args.print_config:
+        print(cfg.to_yaml(), end="")
+        return
+    rounds = cfg.data.dagger_rounds
     t_start = time.time()
     state: dict = {"rounds": [], "stopped": ""}
     if args.resume and (out / "bench.json").exists():
@@ -112,9 +122,6 @@ def main() -> None:
         print(f"recorded in {state['record_s']:.0f}s", flush=True)
     n_frames = sum(len(read_episode(f)[1]) for f in recording_files([data]))
     test_seeds = parse_seeds(args.test_seeds)
-    cfg = load_config(args.config, "driving",
-                      [f"data.source={data}", f"data.test_seeds={args.test_seeds}",
-                       f"data.workers={args.workers}", *args.overrides])
 
     def publish() -> None:
         """Rewrite the RESULTS.md section with everything measured so far."""
@@ -129,8 +136,8 @@ def main() -> None:
         lines = [
             "## Driving (CarRacing-v3, camera frames -> steer, gas, brake)", "",
             f"Command: `{cmd}` (defaults: --record-seeds {args.record_seeds} --rounds "
-            f"{args.rounds} --workers {args.workers} --test-seeds {args.test_seeds}, recipe "
-            f"`{Path(args.config).name}`). Machine: {machine()}.", "",
+            f"{rounds} --workers {args.workers} --test-seeds {args.test_seeds}, recipe "
+            f"`{args.config or 'the default: e2e config driving'}`). Machine: {machine()}.", "",
             f"Closed-loop driving on {len(test_seeds)} unseen tracks (seeds {args.test_seeds}), "
             "the same tracks for every row; score = the simulator's reward (+1000/N per tile, "
             "-0.1 per step), episodes of at most 1000 steps, the first 50 of which (camera "
@@ -199,8 +206,8 @@ def main() -> None:
             state["inference_ms"] = inference_ms(run, data)
         publish()
 
-    summary = run_dagger(cfg, out / "dagger", args.rounds, budget_s=60 * args.budget_minutes,
-                         on_round=on_round)
+    summary = run_dagger(DrivingTask(), cfg, out / "dagger", rounds,
+                         budget_s=60 * args.budget_minutes, on_round=on_round)
     state["stopped"] = summary["stopped"]
     publish()
 

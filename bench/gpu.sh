@@ -97,7 +97,7 @@ n=$([ "$TINY" = 1 ] && echo 24 || echo 512)
 [ -f "$corpus/train.tsv" ] || e2e data speech-synth --out "$corpus" --n "$n" --n-val 4 --n-test 4 \
   --kinds digits >"$OUT/speech-data.log" 2>&1
 SPEECH=(--set data.corpus="$corpus" --set data.n="$n" --set data.n_val=4 --set data.n_test=4
-        --set data.kinds=digits --set data.asterisk=false)
+        --set data.kinds=digits --set data.asterisk=false --set data.real= --set data.flite=0)
 [ "$TINY" = 1 ] && SPEECH+=(--set model.dim=32 --set model.layers=1 --set train.batch_size=4)
 rm -rf "$OUT/speech"
 e2e train speech "${SPEECH[@]}" "${DEV[@]}" "${TIMED[@]}" --out "$OUT/speech" >"$OUT/speech.log" 2>&1
@@ -127,7 +127,7 @@ frames=$([ "$TINY" = 1 ] && echo 120 || echo 600)
 [ -d "$rec" ] || e2e data driving --out "$rec" --seeds 0-1 --max-steps "$frames" \
   >"$OUT/driving-data.log" 2>&1
 DRIVE=(--data "$rec" --set data.val_seeds=500 --set data.test_seeds=1000 --set data.max_steps=100
-       --set data.workers=1)
+       --set data.workers=1 --set data.dagger_rounds=0)
 [ "$TINY" = 1 ] && DRIVE+=(--set model.widths=[8,16,16] --set model.kernels=[5,5,3]
                             --set model.strides=[2,2,1] --set model.hidden=[16] --set train.batch_size=16)
 rm -rf "$OUT/driving"

@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # Lowest first. A part may import parts of its own layer or below.
 LAYERS = [
     {"e2e.errors", "e2e.extras"},
-    {"e2e.config", "e2e.data", "e2e.plots"},
+    {"e2e.config", "e2e.data", "e2e.plots", "e2e.recipes"},  # recipes: YAML files + lookup
     {"e2e.engine"},
     {"e2e.tasks"},  # the registry and the contract (tasks/__init__, tasks/base)
     {"e2e.tasks.vision", "e2e.tasks.speech", "e2e.tasks.text", "e2e.tasks.driving",

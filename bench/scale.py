@@ -1,8 +1,11 @@
 """Scaling and deployment numbers: training samples/s with 1 and 2 processes (DDP through
-`e2e train --nproc`), and inference latency of ONNX Runtime vs PyTorch per application.
+`e2e train --nproc`) and with 2 "machines" of 1 process (two launchers on this machine,
+`--nnodes 2`, meeting on the loopback), and inference latency of ONNX Runtime vs PyTorch per
+application.
 
     flock /tmp/e2e-cpu.lock .venv/bin/python bench/scale.py [--steps 60] [--runs RUN ...]
     .venv/bin/python bench/scale.py --latency-only --tiny   # a quick check, writes nothing
+    .venv/bin/python bench/scale.py --throughput-only       # the training table; writes nothing
 
 Throughput: `e2e train vision` (Fashion-MNIST, the default 0.57M-parameter CNN, global batch
 256, bf16 autocast where the CPU has AMX) for `--steps` optimizer steps; samples/s is timed
@@ -36,13 +39,29 @@ from results import machine, write_section  # noqa: E402
 from e2e.engine.progress import read_metrics  # noqa: E402
 
 
-def train_throughput(nproc: int, steps: int, out: Path, batch: int, extra: list[str]) -> float:
+def train_throughput(nproc: int, steps: int, out: Path, batch: int, extra: list[str],
+                     nnodes: int = 1) -> float:
+    """Samples/s of `e2e train vision` in `nproc` processes on each of `nnodes` "machines"
+    (launchers on 127.0.0.1 meeting at one rendezvous: the network is the loopback)."""
     cmd = [sys.executable, "-m", "e2e", "train", "vision", "--out", str(out), "--quiet", *extra,
            "--set", f"train.max_steps={steps}", "--set", "train.log_every=10",
            "--set", f"train.batch_size={batch}", "--set", "train.check_gradflow=false"]
     if nproc > 1:
         cmd += ["--nproc", str(nproc)]
-    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if nnodes == 1:
+        subprocess.run(cmd, check=True, env=env)
+    else:
+        from e2e.engine.distributed import free_port
+
+        # Each launcher would give its processes all the cores: share them out as one would.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // (nnodes * nproc))))
+        endpoint = f"127.0.0.1:{free_port()}"
+        nodes = [subprocess.Popen([*cmd, "--nproc", str(nproc), "--nnodes", str(nnodes),
+                                   "--node-rank", str(r), "--rdzv-endpoint", endpoint], env=env)
+                 for r in range(nnodes)]
+        if any(node.wait() for node in nodes):
+            raise SystemExit(f"a launcher of the {nnodes}-machine run failed")
     times = {r["step"]: float(r["time_s"]) for r in read_metrics(out / "metrics.csv")
              if r["metric"] == "train/loss"}
     last = max(times)  # logged every 10 steps
@@ -62,9 +81,9 @@ def median_ms(fn, repeat: int) -> float:
 APPS = ("vision", "speech", "driving", "text")
 BENCH_RUNS = Path(__file__).parent / "runs"
 # The runs bench/<app>.py trains (first one with weights wins); without them, a stand-in.
-BENCH_CANDIDATES = {"vision": ["vision/default"], "speech": ["speech/clean", "speech/augmented"],
+BENCH_CANDIDATES = {"vision": ["vision/default"], "speech": ["speech/default", "speech/real-mix"],
                     "driving": ["driving/dagger/round-1", "driving/dagger/round-0"],
-                    "text": ["text-bible", "text-debian"]}
+                    "text": ["text-messages", "text-bible", "text-debian"]}
 COPY_WORDS = "red green blue cat dog sun moon tree star fish".split()
 
 
@@ -79,9 +98,11 @@ def stand_in(app: str, out: Path) -> Path:
     from e2e.export import init_run
 
     if app == "speech":
-        return init_run("speech", {"vocab": list(VOCAB)}, out)
+        return init_run("speech", {"vocab": VOCAB}, out)
     if app == "driving":
-        return init_run("driving", {"frame_shape": [96, 96, 3]}, out)
+        m = e2e.load_config(None, "driving").model  # the frames the default model stacks
+        return init_run("driving", {"frame_shape": [96, 96, 3], "frames": m.frames,
+                                    "frame_gap": m.frame_gap}, out)
     if app == "vision":
         e2e.train("vision", data="digits", out=out, quiet=True,
                   overrides=["train.epochs=1", "model.widths=[8,16]"])
@@ -106,7 +127,8 @@ def pick_runs(apps: list[str], tmp: Path, tiny: bool,
     picked = {}
     for app in apps:
         found = [BENCH_RUNS / c for c in BENCH_CANDIDATES[app]
-                 if (BENCH_RUNS / c / "checkpoints/best.pt").exists()]
+                 if any((BENCH_RUNS / c / f).exists()  # the best weights; an older e2e
+                        for f in ("model.safetensors", "checkpoints/best.pt"))]
         if found and not tiny:
             picked[app] = (found[0], str(found[0].relative_to(BENCH_RUNS.parent.parent)))
         elif app in trained_here:
@@ -117,7 +139,7 @@ def pick_runs(apps: list[str], tmp: Path, tiny: bool,
     return picked
 
 
-def latency_cases(app: str, specs: dict, info: dict) -> list[tuple[str, str, dict]]:
+def latency_cases(app: str, specs: dict, info) -> list[tuple[str, str, dict]]:
     """(graph, what the input is, inputs) to time: what one user request feeds each graph."""
     from e2e.tasks.base import _random_like as random_like
 
@@ -130,10 +152,10 @@ def latency_cases(app: str, specs: dict, info: dict) -> list[tuple[str, str, dic
     if app == "text":
         from e2e.tasks.text.export import random_ids
 
-        src = random_ids(g, info["vocab"], [32])
+        src = random_ids(g, info.vocab, [32])
         with torch.no_grad():
             memory = specs["encoder"].module(src)
-        tokens = random_ids(g, info["vocab"], [16])
+        tokens = random_ids(g, info.vocab, [16])
         return [("encoder", "32 source tokens", {"src": src}),
                 ("decoder_step", "16-token prefix, 32 source tokens",
                  {"tokens": tokens, "memory": memory, "src": src})]
@@ -155,7 +177,7 @@ def latency_rows(app: str, run: Path, origin: str, repeat: int = 50) -> list[str
     from e2e.export import export_run
 
     pred = Predictor(run)
-    specs = pred.task.export_specs(pred.model, pred.info)
+    specs = pred.serving.export_specs(pred.model, pred.cfg, pred.info)
     rows = []
     with tempfile.TemporaryDirectory() as out:
         manifest = export_run(run, ["onnx"], out=out, quiet=True)
@@ -186,6 +208,8 @@ def main() -> None:
                         help="runs to time instead of bench/runs/ for their application")
     parser.add_argument("--latency-only", action="store_true",
                         help="skip the training throughput; print the latency table only")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="skip the latency; print the training throughput table only")
     parser.add_argument("--tiny", action="store_true",
                         help="ignore bench/runs/: time the stand-in runs (a quick check)")
     parser.add_argument("--no-write", action="store_true", help="leave bench/RESULTS.md alone")
@@ -193,7 +217,8 @@ def main() -> None:
                         help="check the script runs (digits, tiny model); write nothing")
     args = parser.parse_args()
     command = "flock /tmp/e2e-cpu.lock .venv/bin/python bench/scale.py " + " ".join(sys.argv[1:])
-    write = not (args.smoke or args.no_write or args.latency_only or args.tiny)
+    write = not (args.smoke or args.no_write or args.latency_only or args.throughput_only
+                 or args.tiny)
 
     smoke = ["--data", "digits", "--set", "model.widths=[8,16]"] if args.smoke else []
     body = ["## Scaling and deployment (bench/scale.py)", "",
@@ -202,31 +227,35 @@ def main() -> None:
         tmp = Path(tmp)
         if not args.latency_only:
             speed = {}
-            for nproc in (1, 2):
-                speed[nproc] = train_throughput(nproc, args.steps, tmp / f"p{nproc}",
-                                                args.batch, smoke)
-                print(f"{nproc} process(es): {speed[nproc]:.0f} samples/s", flush=True)
+            for what, nproc, nnodes in (("1", 1, 1), ("2", 2, 1),
+                                        ("2: 2 machines x 1 (loopback)", 1, 2)):
+                speed[what] = train_throughput(nproc, args.steps, tmp / f"p{nproc}n{nnodes}",
+                                               args.batch, smoke, nnodes)
+                print(f"{what} process(es): {speed[what]:.0f} samples/s", flush=True)
             body += [
                 f"Training throughput, `e2e train vision` on Fashion-MNIST, global batch "
                 f"{args.batch}, {args.steps} steps, timed from step 10 (DDP over gloo; with 2 "
-                f"processes each gets {max(1, (os.cpu_count() or 1) // 2)} thread(s)):", "",
-                "| processes | samples/s | vs 1 process |", "| --- | --- | --- |",
-                *(f"| {n} | {s:.0f} | {s / speed[1]:.2f}x |" for n, s in speed.items()), ""]
-        picked = pick_runs(args.apps, tmp, args.tiny or args.smoke,
-                           {"vision": tmp / "p1"} if not args.latency_only else {})
-        for run in map(Path, args.runs):
-            from e2e.tasks import load_config
+                f"processes each gets {max(1, (os.cpu_count() or 1) // 2)} thread(s); the "
+                "2 machines are two launchers on this one, `--nnodes 2 --node-rank R "
+                "--rdzv-endpoint 127.0.0.1:PORT`):", "",
+                "| processes | samples/s | steps/s | vs 1 process |", "| --- | --- | --- | --- |",
+                *(f"| {n} | {s:.0f} | {s / args.batch:.2f} | {s / speed['1']:.2f}x |"
+                  for n, s in speed.items()), ""]
+        if not args.throughput_only:
+            picked = pick_runs(args.apps, tmp, args.tiny or args.smoke,
+                               {"vision": tmp / "p1n1"} if not args.latency_only else {})
+            for run in map(Path, args.runs):
+                from e2e.tasks import load_config
 
-            picked[load_config(run / "config.yaml").task] = (run, str(run))
-        rows = [row for app, (run, origin) in picked.items()
-                for row in latency_rows(app, run, origin)]
-
-    body += [
-        f"Inference latency, fp32, median of 50 calls (ms), {torch.get_num_threads()} "
-        "thread(s) for both:", "",
-        "| application | graph | input | PyTorch | ONNX Runtime | speed-up | run |",
-        "| --- | --- | --- | --- | --- | --- | --- |", *rows, "",
-    ]
+                picked[load_config(run / "config.yaml").task] = (run, str(run))
+            rows = [row for app, (run, origin) in picked.items()
+                    for row in latency_rows(app, run, origin)]
+            body += [
+                f"Inference latency, fp32, median of 50 calls (ms), {torch.get_num_threads()} "
+                "thread(s) for both:", "",
+                "| application | graph | input | PyTorch | ONNX Runtime | speed-up | run |",
+                "| --- | --- | --- | --- | --- | --- | --- |", *rows, "",
+            ]
     print("\n".join(body))
     if write:
         write_section("scale", "\n".join(body))

@@ -1,8 +1,9 @@
 """Speech benchmark: real human voices + synthetic voices in training, real people in test.
 
-    flock /tmp/e2e-core0.lock taskset -c 0 .venv/bin/python bench/speech.py --minutes 27
+    flock /tmp/e2e-core0.lock flock /tmp/e2e-core1.lock .venv/bin/python bench/speech.py
 
-One run of a named recipe (default configs/speech/real-mix.yaml), on this machine's CPU:
+One run of `e2e train speech`'s default recipe (or --config NAME), on this machine's CPU, an
+hour of two processes by default; it sets only its budget (bench/budget.py) on the recipe:
   1. data: the espeak-ng + flite corpus (rendered once), the real game corpora (extracted once
      by `e2e data speech-real`), split by speaker
   2. training through e2e.train for `--minutes` of wall clock; the number of steps comes from
@@ -39,6 +40,7 @@ from e2e.engine.trainer import autocast_for, seed_everything
 from e2e.tasks import get_task, load_config
 
 sys.path.insert(0, str(Path(__file__).parent))
+from budget import check
 from results import machine, write_section
 
 SETS = ["asterisk_digits", "asterisk_letters", "queen_heldout", "warzone_heldout", "drascula",
@@ -56,13 +58,12 @@ TARGETS = {"asterisk_digits": "WER <= 20%", "asterisk_letters": "WER <= 20%",
            "synth_digits": "WER <= 5%", "synth_sentences": "WER <= 15%"}
 
 
-def steps_per_second(config: Path, overrides: list[str], steps: int = 4) -> float:
+def steps_per_second(config: str | None, overrides: list[str], steps: int = 4) -> float:
     """Training steps/s of the recipe on its own data (the first step is a warm-up)."""
-    cfg = load_config(config, None, overrides)
+    cfg = load_config(config, "speech", overrides)
     seed_everything(0)
     task = get_task("speech")
     splits = task.build_data(cfg)
-    task.setup(cfg, splits.info)
     model = task.build_model(cfg, splits.info)
     opt = build_optimizer(model, cfg.train)
     autocast = autocast_for(torch.device("cpu"), cfg.train.precision)
@@ -76,9 +77,9 @@ def steps_per_second(config: Path, overrides: list[str], steps: int = 4) -> floa
         batch = task.collate([splits.train[j] for j in idx])
         if i == 1:
             start = time.perf_counter()
-        batch = task.prepare_batch(to_device(batch, torch.device("cpu")), train=True)
+        batch = task.prepare_batch(to_device(batch, torch.device("cpu")), True, cfg, splits.info)
         with autocast:
-            loss = task.loss(model, batch)
+            loss = task.loss(model, batch, cfg, splits.info)
         loss.float().backward()
         opt.step()
         opt.zero_grad()
@@ -121,19 +122,21 @@ def table(r: dict) -> list[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", type=Path, default=Path("configs/speech/real-mix.yaml"))
+    p.add_argument("--config", help="a named recipe or YAML file (default: the default recipe)")
     p.add_argument("--runs", type=Path, default=Path("bench/runs/speech"))
     p.add_argument("--corpus", type=Path, default=Path("bench/runs/speech/corpus"))
     p.add_argument("--real", type=Path, default=Path("bench/runs/speech/real"),
                    help="folder of the extracted real corpora (e2e data speech-real)")
-    p.add_argument("--minutes", type=float, default=27.0, help="training budget (wall clock)")
+    p.add_argument("--minutes", type=float, default=60.0, help="training budget (wall clock)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for training")
-    p.add_argument("--nproc", type=int, default=1,
+    p.add_argument("--nproc", type=int, default=2,
                    help="training processes (DistributedDataParallel, one core each); "
                         "train.batch_size is the global batch, shared among them")
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="overrides on top of the recipe")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the config this command trains (without its time budget), exit")
     p.add_argument("--rtf-only", type=Path, metavar="RUN",
                    help="only the real-time factor of RUN on the Asterisk prompts (printed)")
     args = p.parse_args()
@@ -156,27 +159,33 @@ def main() -> None:
     else:
         command = f"flock /tmp/e2e-core0.lock flock /tmp/e2e-core1.lock {command}"
         pinning = f"{cores} cores, nothing else running"
-    out = args.runs / args.config.stem
-    shutil.rmtree(out, ignore_errors=True)
-    overrides = [f"data.corpus={args.corpus}", f"data.real={args.real}", *args.set]
+    overrides = [*check("speech", [f"data.corpus={args.corpus}", f"data.real={args.real}"]),
+                 *args.set]
     # Each process computes batch_size / nproc examples of a step: calibrate on that share.
-    cfg = load_config(args.config, None, overrides)
+    cfg = load_config(args.config, "speech", overrides)
+    if args.print_config:  # what this command trains, before its time budget is added
+        print(cfg.to_yaml(), end="")
+        return
+    out = args.runs / (Path(args.config).stem if args.config else "default")
+    shutil.rmtree(out, ignore_errors=True)
     share = cfg.train.batch_size // args.nproc
     rate = steps_per_second(args.config, overrides + [f"train.batch_size={share}"])
     budget = args.minutes * 60
     expected = max(20, int(rate * budget * 0.9))  # validation passes share the clock
     # The clock decides (schedule_by_time); max_steps is only a ceiling, kept far away.
-    overrides += [f"train.max_steps={int(3 * expected)}", f"train.time_limit={budget}",
-                  "train.schedule_by_time=true", f"train.eval_every={max(10, expected // 4)}"]
+    overrides += check("speech", [
+                  f"train.max_steps={int(3 * expected)}", f"train.time_limit={budget}",
+                  "train.schedule_by_time=true", f"train.eval_every={max(10, expected // 4)}"])
     started = time.time()
     if args.nproc > 1:
-        code = launch(args.nproc, ["train", "--config", str(args.config), "--out", str(out),
+        code = launch(args.nproc, ["train", "speech", "--out", str(out),
+                                   *(["--config", args.config] if args.config else []),
                                    *[a for o in overrides for a in ("--set", o)]])
         if code:
             sys.exit(f"training failed (exit status {code})")
         r = json.loads((out / "results.json").read_text())
     else:
-        r = e2e.train(config=args.config, out=out, overrides=overrides)
+        r = e2e.train("speech", config=args.config, out=out, overrides=overrides)
     wall = time.time() - started
     files = asterisk_files
     rtf = {(beam, t): real_time_factor(out, files, beam, t) for t in (1, 2)
@@ -187,18 +196,18 @@ def main() -> None:
     lines = [
         "## Speech: real human voices + synthetic voices in training, real people in test", "",
         f"Command: `{command}` (recipe "
-        f"`{args.config}`)", "",
+        f"`{args.config or 'the default: e2e config speech'}`)", "",
         f"Machine: {machine()}; {pinning}. "
         f"Training: {args.nproc} process(es) x {args.threads} torch thread(s), "
         f"{args.minutes:g} minutes of wall clock ({r.get('steps', '?')} steps, batch "
         f"{cfg.train.batch_size}{' shared by the processes' if args.nproc > 1 else ''}; calibrated "
         f"{rate:.2f} steps/s); the "
         f"whole command took {wall / 60:.0f} minutes with the final evaluation.", "",
-        f"Training data: {model_info.get('train_utterances', '?')} utterances, "
-        f"{model_info.get('train_hours', '?')} h: real voice acting (Flight of the Amazon "
+        f"Training data: {model_info.train_utterances} utterances, "
+        f"{model_info.train_hours} h: real voice acting (Flight of the Amazon "
         "Queen and Warzone 2100 minus held-out speakers) + espeak-ng and flite voices; "
         f"augmented (noise, reverb, speed, telephone band + mu-law). Dropped before training: "
-        f"{model_info.get('dropped_long', 0)} clips over {model_info.get('max_seconds')} s; "
+        f"{model_info.dropped_long} clips over {model_info.max_seconds:g} s; "
         "the CTC length guard's count and the clips left out at extraction are in the run's "
         "report.md. Real test sets are a fixed random subset of at most "
         f"{cfg.data.max_test} clips each.", "",

@@ -3,8 +3,9 @@
     flock /tmp/e2e-core0.lock taskset -c 0 .venv/bin/python bench/text.py
         [--translate-minutes 35] [--summarize-minutes 30] [--only translate|summarize]
 
-The recipes are the named configs configs/text/bible.yaml and configs/text/summarize.yaml
-(what `e2e train text --config FILE` reads); the benchmark adds only its time budget.
+The translator is `e2e train text`'s default recipe (--recipe bible: the named recipe `bible`,
+the Bible alone); the summarizer is the named recipe `summarize` (`e2e train text --config
+summarize`). The benchmark adds only its time budget (bench/budget.py).
 
 1. Translation: train the Transformer for a fixed CPU time budget, then BLEU and chrF on
    the held-out books; on the same verses, apertium's rule-based eng-spa.
@@ -39,14 +40,15 @@ from e2e.tasks.text.decode import generate
 from e2e.tasks.text.task import TextTask, pad
 
 sys.path.insert(0, str(Path(__file__).parent))
+from budget import check  # noqa: E402
 from results import machine, write_section  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "text"
-TRANSLATE, SUMMARIZE = CONFIGS / "bible.yaml", CONFIGS / "summarize.yaml"
-MESSAGES = CONFIGS / "messages.yaml"
+# --recipe -> the recipe it trains (None: the default, Bible + software messages)
+TRANSLATORS = {"messages": None, "bible": "bible"}
+SUMMARIZE = "summarize"
 
 
-def probe_seconds_per_step(recipe: Path, overrides: list[str], steps: int = 3
+def probe_seconds_per_step(recipe: str | None, overrides: list[str], steps: int = 3
                            ) -> dict[int, float]:
     """Seconds per training step on real batches, with 1 and with 2 torch threads.
 
@@ -56,7 +58,6 @@ def probe_seconds_per_step(recipe: Path, overrides: list[str], steps: int = 3
     cfg = load_config(recipe, "text", overrides)
     task = TextTask()
     splits = task.build_data(cfg)
-    task.setup(cfg, splits.info)
     model = task.build_model(cfg, splits.info)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     autocast = autocast_for(torch.device("cpu"), cfg.train.precision)
@@ -69,7 +70,7 @@ def probe_seconds_per_step(recipe: Path, overrides: list[str], steps: int = 3
             if i == 1:
                 start = time.time()
             with autocast:
-                loss = task.loss(model, batch)
+                loss = task.loss(model, batch, cfg, splits.info)
             loss.backward()
             opt.step()
             opt.zero_grad()
@@ -77,13 +78,13 @@ def probe_seconds_per_step(recipe: Path, overrides: list[str], steps: int = 3
     return timings
 
 
-def train_for(name: str, recipe: Path, overrides: list[str], minutes: float, evals: int = 5,
+def train_for(name: str, recipe: str | None, overrides: list[str], minutes: float, evals: int = 5,
               reuse: bool = False) -> tuple:
     out = Path("bench/runs") / name
     if reuse and (out / "results.json").exists():  # evaluate an earlier run again
         cfg = load_config(out)
         return json.loads((out / "results.json").read_text()), out, \
-            [str(recipe.relative_to(CONFIGS.parent.parent)), *overrides,
+            [*recipe_flag(recipe), *overrides,
              f"train.max_steps={cfg.train.max_steps}", f"train.time_limit={cfg.train.time_limit:g}"]
     timings = probe_seconds_per_step(recipe, overrides)
     # One thread unless two are clearly faster: a busy machine punishes two far more.
@@ -100,14 +101,19 @@ def train_for(name: str, recipe: Path, overrides: list[str], minutes: float, eva
     # run of 2026-11-30 hit a 1.5x ceiling after 25 of its 30 minutes).
     steps = int(3 * expected)
     shutil.rmtree(out, ignore_errors=True)  # the benchmark's own run, retrained from scratch
-    full = overrides + [f"train.max_steps={steps}", f"train.time_limit={budget}",
-                        "train.schedule_by_time=true",
-                        f"train.eval_every={max(1, expected // evals)}"]
+    full = overrides + check("text", [f"train.max_steps={steps}", f"train.time_limit={budget}",
+                                      "train.schedule_by_time=true",
+                                      f"train.eval_every={max(1, expected // evals)}"])
     print(f"{name}: {sec:.2f} s/step on the probe -> ~{expected} steps in {minutes} min",
           flush=True)
     results = e2e.train("text", config=load_config(recipe, "text", full), out=out)
-    return results, out, [str(recipe.relative_to(CONFIGS.parent.parent))] + full + \
+    return results, out, recipe_flag(recipe) + full + \
         [f"(torch threads: {threads})"]
+
+
+def recipe_flag(recipe: str | None) -> list[str]:
+    """The recipe as the command line names it (nothing for the default)."""
+    return [f"--config {recipe}"] if recipe else []
 
 
 def decode_speed(run: Path, n: int = 256, batch: int = 32) -> dict:
@@ -177,6 +183,9 @@ def main() -> None:
                          "without the exported key/value cache")
     ap.add_argument("--render", action="store_true",
                     help="only rewrite RESULTS.md from bench/runs/text-bench.json")
+    ap.add_argument("--print-config", action="store_true",
+                    help="print the translator's config this command trains (without its time "
+                         "budget), exit")
     args = ap.parse_args()
     translate_extra, summarize_extra = [], []
     if args.smoke:
@@ -184,6 +193,9 @@ def main() -> None:
                 "model.max_len=64", "data.max_source_tokens=60", "data.max_target_tokens=60"]
         translate_extra, summarize_extra = tiny, tiny[:3]
     translate_extra = translate_extra + args.overrides
+    if args.print_config:
+        print(load_config(TRANSLATORS[args.recipe], "text", translate_extra).to_yaml(), end="")
+        return
     command = ("OMP_NUM_THREADS=1 flock /tmp/e2e-core0.lock taskset -c 0 .venv/bin/python "
                "bench/text.py " + " ".join(sys.argv[1:]))
     saved_path = Path("bench/runs/text-bench.json")
@@ -227,7 +239,7 @@ def main() -> None:
 
 def translation(report: dict, suffix: str, extra: list[str], args) -> None:
     """Train the translator; score it and apertium on each held-out test set; decoding speed."""
-    recipe = MESSAGES if args.recipe == "messages" else TRANSLATE
+    recipe = TRANSLATORS[args.recipe]
     res, run, full = train_for(f"text-{args.recipe}" + suffix, recipe, extra,
                                args.translate_minutes, reuse=args.reuse)
     model = e2e.load(run)

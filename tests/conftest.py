@@ -19,7 +19,7 @@ from torch import nn
 
 from e2e.config import Config, TrainConfig
 from e2e.engine.batching import TensorData, eval_batches
-from e2e.tasks.base import Splits, Task
+from e2e.tasks.base import Info, Serving, Splits, Task
 
 
 @dataclass
@@ -51,48 +51,56 @@ class MLP(nn.Module):
         return self.out(torch.tanh(self.fc2(h)))
 
 
+@dataclass(kw_only=True)
+class BlobsInfo(Info):
+    classes: int
+
+
+class BlobsServing(Serving):
+    def predict(self, model, raw, cfg, info, **options):
+        return model(raw).argmax(1)
+
+
 class BlobsTask(Task):
     """Three Gaussian blobs in 2-D: a task small enough to train in a fraction of a second."""
 
     name = "blobs"
     DataConfig, ModelConfig = BlobsData, MLPModel
+    Info, Serving = BlobsInfo, BlobsServing
     metrics = ("accuracy", "loss")
     channels_last = False
     nan_at_step: int | None = None  # make the loss NaN from this step on
 
     def __init__(self):
         super().__init__()
-        self.steps = 0
+        self.steps = 0  # a test double's counter (nan_at_step), not an application's state
 
     def default_train(self):
         return TrainConfig()
 
-    def setup(self, cfg, info):
-        self.cfg = cfg
-
-    def build_data(self, cfg):
+    def build_data(self, cfg, info=None):
         g = torch.Generator().manual_seed(0)
         centers = torch.tensor([[0.0, 2.0], [2.0, -1.0], [-2.0, -1.0]])
 
         def make(n):
             y = torch.randint(0, 3, (n,), generator=g)
             return TensorData(x=centers[y] + cfg.data.noise * torch.randn(n, 2, generator=g), y=y)
-        return Splits(make(cfg.data.n), make(128), make(128), {"classes": 3})
+        return Splits(make(cfg.data.n), make(128), make(128), BlobsInfo(classes=3))
 
     def build_model(self, cfg, info):
         return MLP(cfg.model)
 
-    def prepare_batch(self, batch, train):
+    def prepare_batch(self, batch, train, cfg, info):
         return batch
 
-    def loss(self, model, batch):
+    def loss(self, model, batch, cfg, info):
         self.steps += 1
         loss = F.cross_entropy(model(batch["x"]), batch["y"])
         if self.nan_at_step is not None and self.steps >= self.nan_at_step:
             loss = loss * float("nan")
         return loss
 
-    def evaluate(self, model, split, cfg):
+    def evaluate(self, model, split, cfg, info):
         correct, loss, n = 0, 0.0, 0
         for b in eval_batches(split, 64):
             out = model(b["x"])
@@ -101,10 +109,7 @@ class BlobsTask(Task):
             n += len(b["y"])
         return {"accuracy": correct / n, "loss": loss / n}
 
-    def predict(self, model, raw, info):
-        return model(raw).argmax(1)
-
-    def report(self, model, split, cfg, run_dir):
+    def report(self, model, split, cfg, info, run_dir, metrics):
         return ""
 
 

@@ -71,6 +71,9 @@ def test_compare_quick_writes_the_report(tmp_path):
     assert "| end to end (CNN) |" in report and "| stepwise: HOG + logistic regression |" in report
     assert "| stepwise: same CNN, layer-wise |" in report
     assert "Winner by training-set size" in report
+    # the three systems on the corrupted test images, one row per corruption
+    assert "| family | corruption | end to end | HOG + linear | layer-wise |" in report
+    assert "| polarity | inversion |" in report and "| | **mean corrupted** |" in report
     assert (tmp_path / "vision_data_curve.png").stat().st_size > 5000
     assert "report:" in proc.stdout
     # the report names the whole command that reproduces it, settings included

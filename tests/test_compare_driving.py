@@ -178,7 +178,7 @@ def test_predict_driving_run_from_png_and_npy(compared, tmp_path):
     assert -1 <= answers[0]["steer"] <= 1 and 0 <= answers[0]["gas"] <= 1
     model = api.load(run)
     (answer,) = model.predict([str(png)])
-    assert model.task.format_prediction(str(png), answer) == (
+    assert model.serving.format_prediction(str(png), answer) == (
         f"{png}: steer {answers[0]['steer']:+.3f}  gas {answers[0]['gas']:.3f}  brake "
         f"{answers[0]['brake']:.3f}")
     # a frame of the wrong size, or a file that is no frame, is named with what to give

@@ -20,6 +20,7 @@ from e2e.export import export_run
 from e2e.stepwise.mfcc import CHANNELS, MfccFrontend, MfccSpeechTask, mfcc_features
 from e2e.tasks import load_config
 from e2e.tasks.speech import synth as speech_synth
+from e2e.tasks.speech.info import SpeechInfo
 from e2e.tasks.speech.model import LearnedFilterbank
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
@@ -40,7 +41,7 @@ def test_mfcc_front_end_matches_the_learned_frame_rate_and_has_no_parameters():
                           torch.from_numpy(mfcc_features(x[1, :16000].numpy()).T))
     assert len(list(MfccFrontend().parameters())) == 0
     cfg = load_config(None, "speech-mfcc", ["model.dim=64"])
-    model = MfccSpeechTask().build_model(cfg, {"vocab": "x" * 28})
+    model = MfccSpeechTask().build_model(cfg, SpeechInfo(vocab="x" * 28))
     assert not any(n.startswith("front.") for n, _ in model.named_parameters())
     logits, out_len = model(x, lengths)
     assert logits.shape[:2] == (2, int(out_len.max()))
@@ -56,7 +57,8 @@ def test_mfcc_model_trains_through_the_engine_and_refuses_export(tmp_path):
     corpus, run = tmp_path / "corpus", tmp_path / "run"
     results = e2e.train("speech-mfcc", out=run, quiet=True, overrides=[
         f"data.corpus={corpus}", "data.n=32", "data.n_val=4", "data.n_test=4",
-        "data.kinds=digits", "data.asterisk=false", "data.augment=false",
+        "data.kinds=digits", "data.asterisk=false", "data.augment.enabled=false",
+        "data.real=", "data.flite=0", "model.subsample=2", "model.layers=2",
         "model.dim=64", "model.beam_size=1", "train.max_steps=16",
         "train.batch_size=8", "train.eval_every=16", "train.lr=3e-3", "train.log_every=1"])
     with open(run / "metrics.csv") as f:
@@ -117,7 +119,8 @@ def test_compare_speech_writes_the_report(tmp_path):
     proc = run_cli("compare", "speech", "--quick", "--out", str(tmp_path / "report"),
                    "--set", f"data.corpus={corpus}", "--set", "data.n=40",
                    "--set", "data.n_val=4", "--set", "data.n_test=4",
-                   "--set", "data.augment=false", "--set", "model.dim=32",
+                   "--set", "data.augment.enabled=false", "model.subsample=2",
+                   "--set", "model.dim=32",
                    "--set", "model.layers=1", "--set", "model.beam_size=2",
                    "--set", "train.max_steps=2", "--set", "train.batch_size=8")
     report = (tmp_path / "report" / "report.md").read_text()

@@ -1,10 +1,9 @@
-import dataclasses
 import math
 import typing
 
 import pytest
 
-from e2e.config import Interval, apply_override, validate
+from e2e.config import Interval, _leaves, apply_override, validate
 from e2e.errors import E2EError
 from e2e.tasks import TASKS, default_config, load_config
 
@@ -98,13 +97,11 @@ def test_validate_catches_values_set_in_python():
 def test_every_numeric_value_of_every_task_has_a_range_its_default_obeys(task):
     cfg = default_config(task)
     validate(cfg)  # the defaults themselves are in range
-    for section in ("train", "data", "model"):
-        obj = getattr(cfg, section)
+    for key, obj, f in _leaves(cfg):  # nested sections (data.augment.*) too
         hints = typing.get_type_hints(type(obj))
-        for f in dataclasses.fields(obj):
-            numeric = {int, float} & {hints[f.name], *typing.get_args(hints[f.name])}
-            if numeric and hints[f.name] is not bool:
-                assert f.name in type(obj).RANGES, f"{task}: {section}.{f.name} has no range"
+        numeric = {int, float} & {hints[f.name], *typing.get_args(hints[f.name])}
+        if numeric and hints[f.name] is not bool:
+            assert f.name in type(obj).RANGES, f"{task}: {key} has no range"
         for text in type(obj).RANGES.values():
             Interval.parse(text)  # each range is well written
 
@@ -138,10 +135,11 @@ def test_words_are_checked_against_their_choices():
 
 def test_a_pair_takes_exactly_two_values():
     cfg = default_config("speech")
-    apply_override(cfg, "data.semitones=[0, 4]")
-    assert cfg.data.semitones == (0.0, 4.0)
+    apply_override(cfg, "data.augment.semitones=[0, 4]")
+    assert cfg.data.augment.semitones == (0.0, 4.0)
     for bad in ("[1]", "[1, 2, 3]"):
-        with pytest.raises(E2EError, match=r"data.semitones must be tuple\[float, float\]"):
-            apply_override(cfg, f"data.semitones={bad}")
-    with pytest.raises(E2EError, match="data.semitones must be >= -12"):
-        apply_override(cfg, "data.semitones=[0, 20]")
+        with pytest.raises(E2EError,
+                           match=r"data.augment.semitones must be tuple\[float, float\]"):
+            apply_override(cfg, f"data.augment.semitones={bad}")
+    with pytest.raises(E2EError, match="data.augment.semitones must be >= -12"):
+        apply_override(cfg, "data.augment.semitones=[0, 20]")

@@ -2,17 +2,23 @@
 
 1. The engine is a plain training loop: k steps of `fit` give the same weights as ten lines
    of PyTorch with the same optimizer, schedule and batches.
-2. A fifth application is one class and one line: a task defined here trains, saves,
-   reloads and predicts through the public API.
-3. Nothing probes a task: no `hasattr(task...)`, no branch on an application's name outside
+2. A new application is one class (plus its serving class) and one line: a task defined
+   here trains, saves, reloads and predicts through the public API.
+3. Hooks are stateless: no task or serving object gains attributes while it trains or
+   predicts; each application's `info` comes back equal from JSON (checkpoints hold it so).
+4. Nothing probes a task: no `hasattr(task...)`, no branch on an application's name outside
    its own folder, and the layers only import downwards.
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import json
 import re
 import subprocess
 import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +35,7 @@ from e2e.engine.batching import TensorData
 from e2e.engine.checkpoint import load_checkpoint
 from e2e.engine.optim import lr_at
 from e2e.tasks import TASKS
-from e2e.tasks.base import Splits, Task
+from e2e.tasks.base import Info, Serving, Splits, Task
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "e2e"
 
@@ -76,7 +82,7 @@ def test_fit_matches_a_plain_pytorch_loop(blobs, tmp_path, optimizer, schedule):
     assert max((initial[k] - reference[k]).abs().max().item() for k in initial) > 1e-2
 
 
-# ---- a fifth application, defined here ----
+# ---- a new application, defined here ----
 
 @dataclass
 class MajorityDataConfig:
@@ -88,36 +94,44 @@ class MajorityModelConfig:
     hidden: int = 32
 
 
+@dataclass(kw_only=True)
+class MajorityInfo(Info):
+    bits: int
+
+
+class MajorityServing(Serving):
+    def predict(self, model, raw, cfg, info, **options):
+        return ["ones" if k else "zeros" for k in model(torch.tensor(raw).float()).argmax(1)]
+
+
 class MajorityTask(Task):
     """Are most bits of a bit string ones? Raw input: the bits as a list."""
 
     name = "majority-test"
     DataConfig, ModelConfig = MajorityDataConfig, MajorityModelConfig
+    Info, Serving = MajorityInfo, MajorityServing
     metrics = ("accuracy",)
 
     def default_train(self) -> TrainConfig:
         return TrainConfig(epochs=40, batch_size=16, lr=1e-2, monitor="val/accuracy",
                            device="cpu", precision="fp32", log_every=10)
 
-    def build_data(self, cfg):
+    def build_data(self, cfg, info=None):
         n = cfg.data.bits
         x = ((torch.arange(2 ** n)[:, None] >> torch.arange(n)) & 1).float()
         data = TensorData(x=x, y=(x.sum(1) > n / 2).long())
-        return Splits(data, data, data, {"bits": n})  # all strings: learn the function
+        return Splits(data, data, data, MajorityInfo(bits=n))  # all strings: the function
 
     def build_model(self, cfg, info):
-        return nn.Sequential(nn.Linear(info["bits"], cfg.model.hidden), nn.ReLU(),
+        return nn.Sequential(nn.Linear(info.bits, cfg.model.hidden), nn.ReLU(),
                              nn.Linear(cfg.model.hidden, 2))
 
-    def loss(self, model, batch):
+    def loss(self, model, batch, cfg, info):
         return F.cross_entropy(model(batch["x"]), batch["y"])
 
-    def evaluate(self, model, split, cfg):
+    def evaluate(self, model, split, cfg, info):
         x, y = split.tensors["x"], split.tensors["y"]
         return {"accuracy": float((model(x).argmax(1) == y).float().mean())}
-
-    def predict(self, model, raw, info, **options):
-        return ["ones" if k else "zeros" for k in model(torch.tensor(raw).float()).argmax(1)]
 
 
 def test_a_new_application_is_one_class_and_one_line(tmp_path, monkeypatch):
@@ -128,10 +142,81 @@ def test_a_new_application_is_one_class_and_one_line(tmp_path, monkeypatch):
     assert model.predict([[1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 0, 1, 1, 1]]) \
         == ["zeros", "ones", "ones"]
     assert e2e.load_config(tmp_path / "run").data.bits == 7
+    assert model.info == MajorityInfo(bits=7)  # typed, back from the checkpoint's JSON form
     # hooks it did not write have working defaults
-    assert model.task.demo_input is None and model.task.report(None, None, None, tmp_path) == ""
+    assert model.serving.demo_input is None and model.task.signature(model.cfg) == ""
+    assert model.task.report(None, None, None, None, tmp_path, {}) == ""
     with pytest.raises(e2e.E2EError, match="does not support export"):
-        model.task.export_specs(model.model, model.info)
+        model.serving.export_specs(model.model, model.cfg, model.info)
+
+
+# ---- stateless hooks, typed info ----
+
+def test_no_task_or_serving_object_gains_state_while_it_trains_or_predicts(tmp_path):
+    from e2e.tasks import get_task, load_config
+
+    task = get_task("vision")
+    serving = task.Serving()
+    before = (dict(vars(task)), dict(vars(serving)))
+    cfg = load_config(None, "vision", ["data.source=digits", "model.widths=[8,16]",
+                                       "train.max_steps=4", "train.eval_every=2",
+                                       "train.batch_size=32", "train.device=cpu",
+                                       "train.precision=fp32"])
+    task.train(cfg, tmp_path / "run", quiet=True)
+    model = e2e.load(tmp_path / "run")
+    image = model.task.build_data(model.cfg).test.tensors["x"][0]
+    assert serving.predict(model.model, [image], model.cfg, model.info)[0][0][0] in \
+        model.info.classes
+    task.evaluate(model.model, task.build_data(model.cfg).val, model.cfg, model.info)
+    assert (dict(vars(task)), dict(vars(serving))) == before
+
+
+def _assignments_to_self(cls_node: ast.ClassDef) -> list[str]:
+    return [f"{cls_node.name}.{f.name}: self.{t.attr}"
+            for f in cls_node.body if isinstance(f, ast.FunctionDef)
+            for node in ast.walk(f) if isinstance(node, (ast.Assign, ast.AugAssign))
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
+            and t.value.id == "self"]
+
+
+def test_no_application_hook_writes_to_its_object():
+    """Every Task and Serving class of the package (all applications, and the stepwise ones)
+    keeps no state: none of its methods assigns to `self.<attribute>`."""
+    found, writes = 0, []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(b, ast.Name) and b.id.endswith(("Task", "Serving"))
+                    for b in node.bases):
+                found += 1
+                writes += [w for w in _assignments_to_self(node)
+                           if not w.startswith("LayerwiseVisionTask.__init__")]  # its config
+    assert found >= 10, found  # the four applications' task and serving classes, at least
+    assert writes == [], writes
+
+
+def _example(hint) -> object:
+    """A value of a type hint, not its default, of the JSON kinds an Info may hold."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        return [_example(args[0]), _example(args[0])]
+    if origin is dict:
+        return {"k": {"a": 1}}
+    return {str: "x y", int: 3, float: 0.25, bool: True}.get(hint, "any")
+
+
+@pytest.mark.parametrize("app", sorted(TASKS))
+def test_info_comes_back_equal_from_json(app):
+    from e2e.tasks import get_task
+
+    cls = get_task(app).Info
+    hints = typing.get_type_hints(cls)
+    info = cls(**{f.name: _example(hints[f.name]) for f in dataclasses.fields(cls)})
+    assert cls.from_dict(json.loads(json.dumps(info.to_dict()))) == info
+    # a run saved before info was typed holds the same keys as a plain dict, plus keys this
+    # version no longer has
+    assert cls.from_dict({**info.to_dict(), "gone": 1}) == info
 
 
 # ---- no probing, no name branches, layers import downwards ----

@@ -106,9 +106,9 @@ class SlowBlobs(BlobsTask):
         self.model = super().build_model(cfg, info)
         return self.model
 
-    def loss(self, model, batch):
+    def loss(self, model, batch, cfg, info):
         time.sleep(0.02)
-        return super().loss(model, batch)
+        return super().loss(model, batch, cfg, info)
 
 
 def skewed_clock_run(out: str) -> None:

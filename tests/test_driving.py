@@ -23,7 +23,7 @@ from e2e.tasks.driving.closed_loop import ExpertPolicy, NetPolicy, one_pedal, ru
 from e2e.tasks.driving.sim import WARMUP, make_env, parse_seeds  # noqa: E402
 
 TINY = ["train.epochs=2", "train.batch_size=32", "train.device=cpu", "data.max_steps=100",
-        "train.eval_every=100", "train.log_every=1",
+        "train.eval_every=100", "train.log_every=1", "data.dagger_rounds=0",
         "data.val_seeds=500", "data.test_seeds=1000", "data.workers=1",
         "model.widths=[8,16,16]", "model.kernels=[5,5,3]", "model.strides=[2,2,1]",
         "model.hidden=[16]"]

@@ -21,9 +21,10 @@ def test_fit_learns_and_writes_the_run_directory(blobs, tmp_path):
     results = fit(blobs, blobs_config(), tmp_path / "run", quiet=True)
     assert results["test/accuracy"] > 0.9
     run = tmp_path / "run"
-    for name in ["config.yaml", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt",
+    for name in ["config.yaml", "metrics.csv", "checkpoints/last.pt", "model.safetensors",
                  "gradflow.json", "results.json", "report.md", "curves.png"]:
         assert (run / name).exists(), name
+    assert not (run / "checkpoints/best.pt").exists()  # the best weights are written once
     rows = read_metrics(run / "metrics.csv")
     losses = [r["value"] for r in rows if r["metric"] == "train/loss"]
     assert losses[-1] < losses[0] / 2
@@ -178,7 +179,7 @@ def test_ema_is_evaluated_saved_as_best_and_resumed_exactly(tmp_path):
                    quiet=True)
     assert straight["test/accuracy"] > 0.9
     last = load_checkpoint(tmp_path / "a/checkpoints/last.pt")
-    best = load_checkpoint(tmp_path / "a/checkpoints/best.pt")
+    best = load_checkpoint(tmp_path / "a/model.safetensors")
     assert best["step"] == steps
     for k in last["model"]:
         torch.testing.assert_close(best["model"][k], last["ema"][k])

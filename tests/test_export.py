@@ -138,7 +138,7 @@ def test_text_encoder_and_decoder_step_decode_like_pytorch(text_run, tmp_path, c
 
     # Real test sources, greedy, fp32: the same token ids from every backend.
     torch_model = e2e.load(text_run)
-    test = torch_model.task.build_data(torch_model.cfg).test
+    test = torch_model.task.build_data(torch_model.cfg, torch_model.info).test  # its BPE
     src = pad(test.src[:8])
     reference = generate(torch_model.model, src, beam=1)
     assert sum(map(len, reference)) > 2 * len(reference)  # real outputs were compared

@@ -90,10 +90,10 @@ def _bomb(tmp: Path, run: Path) -> list[str]:
 def _unsafe_checkpoint(tmp: Path, run: Path) -> list[str]:
     copy = tmp / "copy"
     shutil.copytree(run, copy)
-    ckpt = load_checkpoint(copy / "checkpoints/best.pt")
+    ckpt = load_checkpoint(copy / "checkpoints/last.pt")
     ckpt["extra"] = argparse.Namespace(note="a pickled object")  # weights_only refuses it
-    save_checkpoint(ckpt, copy / "checkpoints/best.pt")
-    return ["evaluate", str(copy)]
+    save_checkpoint(ckpt, copy / "checkpoints/last.pt")
+    return ["train", "--resume", str(copy), "--quiet"]
 
 
 def _set(item: str):
@@ -177,10 +177,10 @@ class InfBufferTask(BlobsTask):
         model.register_buffer("running_var", torch.ones(3))
         return model
 
-    def loss(self, model, batch):
+    def loss(self, model, batch, cfg, info):
         if self.steps + 1 >= self.poison_at:
             model.running_var.fill_(float("inf"))
-        return super().loss(model, batch)
+        return super().loss(model, batch, cfg, info)
 
 
 def test_nonfinite_weights_are_never_checkpointed(tmp_path):
@@ -277,14 +277,14 @@ class LockProbeTask(BlobsTask):
     out: Path
     refused = ""
 
-    def loss(self, model, batch):
+    def loss(self, model, batch, cfg, info):
         if self.steps == 5:
             try:
                 with RunDir(self.out).writer(resume=True):
                     pass
             except E2EError as e:
                 self.refused = str(e)
-        return super().loss(model, batch)
+        return super().loss(model, batch, cfg, info)
 
 
 def test_fit_holds_the_run_for_the_whole_run(tmp_path):
@@ -548,3 +548,450 @@ def test_memory_stays_bounded_under_load(hostile_run):
         assert after_bombs - baseline < 50  # refused by their headers: nothing decoded
         assert peak - baseline < ceiling_mb
         assert max(latencies) < 5
+
+
+# ==== Issue 38: no false messages, no foreign folders, signed metadata, fair server =========
+
+def mounted_tmpfs(path: Path, size: str) -> bool:
+    """A real tiny file system at `path` (needs root; False where it cannot be mounted)."""
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def fill_up(folder: Path) -> None:
+    """Write a filler file into `folder` until its file system is full."""
+    with (folder / "filler").open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+
+
+# ---- 1. disk full before the first checkpoint: no checkpoint claimed, no --resume offered ----
+
+def test_disk_full_before_the_first_checkpoint_offers_no_resume(tmp_path):
+    mnt = tmp_path / "small"
+    if not mounted_tmpfs(mnt, "256k"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:  # the issue's command, with a model whose checkpoint (~1 MB) cannot fit
+        proc = run_cli("train", "vision", "--data", "digits", "--quiet", "--out",
+                       str(mnt / "run"), "--set", "train.max_steps=24", "train.batch_size=64",
+                       "train.checkpoint_every=2", "model.widths=[32,64]", check=False)
+        err = proc.stderr
+        assert proc.returncode == 1 and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert "no space left on the device" in err and "before the first checkpoint" in err
+        assert "--resume" not in err and "intact" not in err, err
+        assert not (mnt / "run/checkpoints/last.pt").exists()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_disk_full_after_a_checkpoint_names_it_and_the_resume(run, tmp_path, capsys,
+                                                              monkeypatch):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    real_fsync = os.fsync
+    calls = []
+
+    def full_after_config(fd):  # config.yaml is written, then the disk is full
+        calls.append(fd)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", full_after_config)
+    code, err = cli(capsys, "train", "--resume", str(copy), "--quiet", "--set", "train.epochs=3")
+    monkeypatch.undo()
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"the last checkpoint {copy / 'checkpoints/last.pt'} is intact" in err
+    assert f"e2e train --resume {copy}" in err
+
+
+# ---- 2. another tool's folder is never taken for an e2e run ---------------------------------
+
+FOREIGN = {  # what other tools leave in their run folders
+    "checkpoints/best.pt": "w",
+    ".lock": "1234\n",
+    "config.yaml": "mine\n",
+    "metrics.csv": "epoch,loss\n1,0.5\n",
+}
+
+
+@pytest.mark.parametrize("names", [["checkpoints/best.pt"], [".lock"], ["config.yaml"],
+                                   ["config.yaml", "checkpoints/best.pt", ".lock",
+                                    "metrics.csv"]])
+def test_a_foreign_folder_is_not_taken_for_a_run(names, tmp_path, capsys):
+    theirs = tmp_path / "u"
+    for name in names:
+        (theirs / name).parent.mkdir(parents=True, exist_ok=True)
+        (theirs / name).write_text(FOREIGN[name])
+    assert not RunDir(theirs).is_run()
+    code, err = cli(capsys, "train", "vision", *SMALL, "--out", str(theirs))
+    assert code == 1 and "is not an e2e run and is not empty" in err, err
+    for name in names:  # nothing of theirs touched, nothing of ours added
+        assert (theirs / name).read_text() == FOREIGN[name]
+    assert sorted(str(p.relative_to(theirs)) for p in theirs.rglob("*") if p.is_file()) == \
+        sorted(names)
+
+
+def test_runs_are_told_by_their_marker_or_their_config(run, tmp_path):
+    assert RunDir(run).is_run() and (run / ".e2e-run").exists()
+    old = tmp_path / "old"  # a run of an e2e before the marker: an e2e config and metrics
+    shutil.copytree(run, old)
+    (old / ".e2e-run").unlink()
+    assert RunDir(old).is_run()
+    (old / "config.yaml").write_text("task: not-an-application\n")
+    assert not RunDir(old).is_run()
+
+
+# ---- 3. config.yaml written atomically; a damaged one is refused, not replaced by defaults ---
+
+def test_config_yaml_survives_a_full_disk_whole(tmp_path):
+    from e2e.tasks import default_config
+
+    mnt = tmp_path / "small"
+    if not mounted_tmpfs(mnt, "64k"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        cfg = default_config("vision")
+        cfg.save(mnt / "config.yaml")
+        before = (mnt / "config.yaml").read_text()
+        fill_up(mnt)
+        cfg.data.source = "x" * 9000  # needs more pages than the old file frees
+        with pytest.raises(OSError) as e:
+            cfg.save(mnt / "config.yaml")
+        assert e.value.errno == errno.ENOSPC and e.value.filename == str(mnt / "config.yaml")
+        assert (mnt / "config.yaml").read_text() == before  # old file whole, no torn mix
+        assert sorted(p.name for p in mnt.iterdir()) == ["config.yaml", "filler"]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("content, says", [
+    ("", "is empty"),
+    ("\n  \n", "is empty"),
+    ("task: [unclosed\n", "cannot read"),
+    (b"\xff\xfe\x00garbage", "cannot read"),
+    ("- a list\n", "is not an e2e config"),
+    ("train:\n  epochs: 3\n", "names no known application"),
+    ("task: chess\n", "names no known application"),
+])
+def test_resume_refuses_a_damaged_config(content, says, run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    metrics = (copy / "metrics.csv").read_text()
+    path = copy / "config.yaml"
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    code, err = cli(capsys, "train", "--resume", str(copy), "--quiet")
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert f"{path} (the run's settings) {says}" in err or \
+        f"cannot read {path} (the run's settings)" in err, err
+    assert (copy / "metrics.csv").read_text() == metrics  # nothing trained with defaults
+
+
+# ---- 4. resuming a finished run keeps one set of test/* rows -------------------------------
+
+def _test_rows(run: Path) -> list[str]:
+    return [line.split(",")[3] for line in (run / "metrics.csv").read_text().splitlines()[1:]
+            if line.split(",")[3].startswith("test/")]
+
+
+def test_resuming_a_finished_run_keeps_one_set_of_test_rows(run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    once = _test_rows(copy)
+    assert once and len(once) == len(set(once))
+    for extra in ([], ["--set", "train.epochs=2"]):  # finished as it is; then made longer
+        code, err = cli(capsys, "train", "--resume", str(copy), "--quiet", *extra)
+        assert code == 0, err
+        assert sorted(_test_rows(copy)) == sorted(once)
+    results = json.loads((copy / "results.json").read_text())
+    rows = {line.split(",")[3]: float(line.split(",")[4]) for line in
+            (copy / "metrics.csv").read_text().splitlines()[1:]}
+    assert rows["test/accuracy"] == pytest.approx(results["test/accuracy"], abs=1e-5)
+
+
+# ---- 5. one line, not a traceback: architecture changes on resume; CLI numbers -------------
+
+def test_resume_with_another_architecture_is_one_line(run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config = (copy / "config.yaml").read_text()
+    code, err = cli(capsys, "train", "--resume", str(copy), "--quiet", "--set",
+                    "model.widths=[8,8,8,8]")
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "do not fit the model the config builds" in err and "differ in shape" in err, err
+    assert (copy / "config.yaml").read_text() == config  # the --set was not recorded
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["predict", "RUN", "IMG", "--top-k", "-1"], "--top-k must be a finite number at least 1"),
+    (["predict", "RUN", "IMG", "--top-k", "0"], "--top-k must be a finite number at least 1"),
+    (["export", "RUN", "--tolerance", "nan"], "--tolerance must be a finite number"),
+    (["export", "RUN", "--tolerance", "-1"], "--tolerance must be a finite number"),
+    (["serve", "RUN", "--port", "70000"], "--port must be a finite number in [0, 65535]"),
+    (["serve", "RUN", "--max-upload-mb", "inf"], "--max-upload-mb must be a finite number"),
+    (["train", "vision", "--nproc", "-2"], "--nproc must be a finite number at least 0"),
+])
+def test_command_line_numbers_are_range_checked(argv, says, run, tmp_path, capsys):
+    img = tmp_path / "x.png"
+    img.write_bytes(png(8, 8))
+    argv = [{"RUN": str(run), "IMG": str(img)}.get(a, a) for a in argv]
+    code, err = cli(capsys, *argv)
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert says in err, err
+    assert not (run / "export").exists()
+
+
+# ---- 7. model.safetensors: metadata under the checksum; labels printed as plain text -------
+
+def _edit(path: Path, old: bytes, new: bytes) -> None:
+    data = path.read_bytes()
+    assert data.count(old) == 1
+    path.write_bytes(data.replace(old, new))
+
+
+@pytest.mark.parametrize("old, new", [
+    (b'"classes": ["0", "1"', b'"classes": ["X", "1"'),  # a class name
+    (b'"source": "digits"', b'"source": "zigits"'),  # data.source in the config
+])
+def test_edited_weights_metadata_is_refused(old, new, run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    _edit(copy / "model.safetensors", old, new)
+    img = tmp_path / "x.png"
+    img.write_bytes(png(8, 8))
+    code, err = cli(capsys, "predict", str(copy), str(img))
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "model.safetensors is corrupt" in err and "metadata" in err, err
+
+
+def test_a_label_cannot_rewrite_the_terminal(tmp_path, capsys):
+    from PIL import Image
+
+    classes = ["\x1b[2J\x1b[31mred", "line\nbreak"]  # folder names can hold both
+    g = torch.Generator().manual_seed(0)
+    for c, name in enumerate(classes):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(12):
+            pixels = (torch.rand(8, 8, generator=g) * 80 + 120 * c).to(torch.uint8).numpy()
+            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.png")
+    out = tmp_path / "run"
+    e2e.train("vision", data=str(tmp_path / "images"), out=out, quiet=True,
+              overrides=["train.epochs=1", "train.batch_size=8", "model.widths=[8,8]",
+                         "data.image_size=8", "data.channels=1"])
+    capsys.readouterr()
+    assert main(["predict", str(out), str(tmp_path / "images/line\nbreak/0.png"),
+                 "--top-k", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and len(shown.strip().splitlines()) == 1, shown
+    assert "\\x1b[2J\\x1b[31mred" in shown and "line\\nbreak" in shown
+
+
+# ---- 8. one bad input among good ones: the good answered, the bad named --------------------
+
+def test_predict_answers_the_good_files_and_names_the_bad(run, tmp_path, capsys):
+    good, bad = tmp_path / "ok.png", tmp_path / "corrupt.png"
+    good.write_bytes(png(8, 8))
+    bad.write_bytes(png(8, 8)[:40])
+    missing = tmp_path / "missing.png"
+    code = main(["predict", str(run), str(good), str(bad), str(missing)])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err
+    assert out.startswith(f"{good}: ") and len(out.strip().splitlines()) == 1, out
+    assert f"cannot read image {bad}" in err and f"{missing} does not exist" in err, err
+    assert "2 of 3 input(s) could not be answered" in err
+    assert "skip_bad" not in err
+    code = main(["predict", str(run), str(good), str(bad), "--json"])
+    answers = json.loads(capsys.readouterr().out)
+    assert code == 1 and [a["input"] for a in answers] == [str(good), str(bad)]
+    assert "top" in answers[0] and "cannot read image" in answers[1]["error"]
+
+
+# ---- 9. one pixel limit for the CLI and the server ------------------------------------------
+
+def test_predict_refuses_images_over_the_pixel_limit_before_decoding(run, tmp_path, capsys):
+    from e2e.data.images import MAX_PIXELS
+    from e2e.serve.app import Limits
+
+    assert Limits().max_pixels == MAX_PIXELS == 16_000_000  # one limit, shared
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_header(12_000, 12_000))  # 144 MP in a few hundred bytes
+    started = time.time()
+    code, err = cli(capsys, "predict", str(run), str(bomb))
+    assert code == 1 and len(err.strip().splitlines()) == 2, err  # the file, the count
+    assert f"image {bomb} is 12000 x 12000 pixels (144.0 megapixels); the limit is 16 " \
+           "megapixels" in err
+    assert time.time() - started < 10  # refused by its header: nothing decoded
+
+
+# ---- 10. export manifests stay in their folder; non-UTF-8 text gets 400 --------------------
+
+@pytest.mark.parametrize("name", ["../../outside.onnx", "/etc/passwd", "sub/classifier.onnx",
+                                  ".."])
+def test_export_manifest_names_stay_in_the_export_folder(name, exported, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(exported, copy)
+    manifest = json.loads((copy / "export/manifest.json").read_text())
+    manifest["graphs"]["classifier"]["onnx"]["file"] = name
+    (copy / "export/manifest.json").write_text(json.dumps(manifest))
+    img = tmp_path / "x.png"
+    img.write_bytes(png(8, 8))
+    code, err = cli(capsys, "predict", str(copy), str(img), "--backend", "onnx")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"names the graph file {name!r}, which is not a file name inside the export " \
+           "folder" in err, err
+
+
+@pytest.fixture(scope="module")
+def exported(run, tmp_path_factory) -> Path:
+    from e2e.export import export_run
+
+    copy = tmp_path_factory.mktemp("exported") / "run"
+    shutil.copytree(run, copy)
+    export_run(copy, ["onnx"], quiet=True)
+    return copy
+
+
+def test_text_demo_answers_non_utf8_with_400(tmp_path):
+    from test_text import TINY, write_copy_tsv
+
+    e2e.train("text", data=str(write_copy_tsv(tmp_path / "copy.tsv", n=200)),
+              out=tmp_path / "copy", quiet=True,
+              overrides=[*TINY, "train.max_steps=2", "train.eval_every=2"])
+    with serve_process(str(tmp_path / "copy")) as (url, _):
+        status, _, body = request(f"{url}/api/copy", {"text": ("latin1.txt",
+                                                                "caf\xe9".encode("latin-1"),
+                                                                "text/plain")})
+        assert status == 400, body
+        assert json.loads(body)["error"] == ("latin1.txt is not UTF-8 text (byte 0xe9 at offset "
+                                             "3); send the text as UTF-8")
+        assert request(url + "/healthz")[0] == 200
+
+
+# ---- 6. the demo server: security headers on every answer; one client cannot block others ---
+
+HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY",
+           "referrer-policy": "no-referrer"}
+
+
+def raw_http(port: int, data: bytes, source: str = "127.0.0.1", timeout: float = 10
+             ) -> tuple[int, dict[str, str], bytes]:
+    """Send `data` on a fresh connection from `source` (any 127.x address is this machine);
+    (status, headers, body) of the answer, status 0 if the server closed without one."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((source, 0))
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", port))
+        answer = b""
+        try:
+            s.sendall(data)
+            while chunk := s.recv(65536):
+                answer += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    if not lines[0].startswith("HTTP/1.1 "):
+        return 0, {}, answer
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+def form(field: str, filename: str, content: bytes, ctype: str) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: {ctype}\r\n\r\n").encode() + content + \
+        f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def post_raw(path: str, body: bytes, ctype: str, chunked: bool = False) -> bytes:
+    if chunked:
+        body = b"".join(b"%x\r\n" % len(body[i:i + 65536]) + body[i:i + 65536] + b"\r\n"
+                        for i in range(0, len(body), 65536)) + b"0\r\n\r\n"
+        length = b"Transfer-Encoding: chunked"
+    else:
+        length = b"Content-Length: %d" % len(body)
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n".encode() + length
+            + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+@pytest.fixture(scope="module")
+def digits_server(run):
+    with serve_process(str(run), "--timeout", "2") as (url, _):
+        yield int(url.rsplit(":", 1)[1])
+
+
+def test_every_answer_carries_the_security_headers(digits_server, run):
+    port = digits_server
+    api = f"/api/{run.name}"
+    big, ctype = form("file", "big.png", b"\0" * (3 * 2**20), "image/png")
+    answers = {
+        "page": raw_http(port, f"GET /m/{run.name} HTTP/1.1\r\nHost: x\r\n"
+                               "Connection: close\r\n\r\n".encode()),
+        "healthz": raw_http(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close"
+                                  b"\r\n\r\n"),
+        "404": raw_http(port, b"GET /m/nothing HTTP/1.1\r\nHost: x\r\nConnection: close"
+                              b"\r\n\r\n"),
+        "413 by length": raw_http(port, post_raw(api, big, ctype)),
+        "413 chunked": raw_http(port, post_raw(api, big, ctype, chunked=True)),
+        "415": raw_http(port, post_raw(api, *form("file", "a.txt", b"text", "text/plain"))),
+        "400": raw_http(port, post_raw(api, *form("file", "a.png", b"\x89PNG", "image/png"))),
+        "200": raw_http(port, post_raw(api, *form("file", "a.png", png(8, 8), "image/png"))),
+    }
+    statuses = {what: status for what, (status, _, _) in answers.items()}
+    assert statuses == {"page": 200, "healthz": 200, "404": 404, "413 by length": 413,
+                        "413 chunked": 413, "415": 415, "400": 400, "200": 200}
+    for what, (_, headers, _) in answers.items():
+        for name, value in HEADERS.items():
+            assert headers.get(name) == value, (what, headers)
+        csp = headers.get("content-security-policy", "")
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, (what, csp)
+    assert b"upload too large" in answers["413 chunked"][2]
+
+
+def test_one_client_cannot_block_the_others(digits_server):
+    """One address (127.0.0.2) opens 40 idle connections, then 20 that send half a request
+    and stall: its own are cut off or refused (503, with the headers), while /healthz from
+    another address (127.0.0.1) is answered at once throughout."""
+    import socket
+
+    port = digits_server
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+    def answered_quickly() -> bool:
+        started = time.time()
+        status, _, _ = raw_http(port, healthz, timeout=5)
+        return status == 200 and time.time() - started < 1
+
+    hog: list[socket.socket] = []
+    try:
+        for _ in range(40):
+            hog.append(socket.create_connection(("127.0.0.1", port), source_address=(
+                "127.0.0.2", 0)))
+        assert answered_quickly()
+        stalled = []
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the end of the headers
+            stalled.append(s)
+            hog.append(s)
+        time.sleep(0.3)
+        assert answered_quickly()
+        status, headers, body = raw_http(port, b"GET / HTTP/1.1\r\nHost: x\r\n",
+                                         source="127.0.0.2", timeout=5)
+        assert status == 503 and b"too many connections from your address" in body
+        assert headers.get("x-content-type-options") == "nosniff"
+        assert sum(closed_within(s, 4) for s in stalled) == len(stalled)  # all cut off
+        assert answered_quickly()
+        for _ in range(3):
+            assert raw_http(port, healthz, source="127.0.0.2")[0] == 200  # the hog, served
+    finally:
+        for s in hog:
+            s.close()

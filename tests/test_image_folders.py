@@ -38,7 +38,7 @@ def test_train_and_test_folders_are_splits_not_classes(tmp_path):
     images(tmp_path / "train", {"cat": 20, "dog": 20})
     images(tmp_path / "test", {"cat": 3, "dog": 4}, seed=1)
     s = splits_of(tmp_path)
-    assert s.info["classes"] == ["cat", "dog"]  # not ["test", "train"]
+    assert s.info.classes == ["cat", "dog"]  # not ["test", "train"]
     assert names(s.test) == {f"test/cat/{k}.png" for k in range(3)} | \
         {f"test/dog/{k}.png" for k in range(4)}
     # val is held out of train/ (10%), and nothing is in two splits
@@ -69,7 +69,7 @@ def test_a_run_on_a_split_folder_trains_and_evaluates(tmp_path):
                                    "train.device=cpu"])
     assert results["steps"] == 4 and 0 <= results["test/accuracy"] <= 1
     model = e2e.load(tmp_path / "run")
-    assert model.info["classes"] == ["dark", "light"]
+    assert model.info.classes == ["dark", "light"]
     assert model.evaluate()["test/accuracy"] == pytest.approx(results["test/accuracy"])
 
 
@@ -88,5 +88,5 @@ def test_inconsistent_split_folders_are_named(tmp_path, layout, message):
 def test_plain_class_folders_still_hold_out_val_and_test(tmp_path):
     images(tmp_path, {"test": 10, "other": 10})  # a class may be called "test"
     s = splits_of(tmp_path)
-    assert s.info["classes"] == ["other", "test"]
+    assert s.info.classes == ["other", "test"]
     assert len(s.train) + len(s.val) + len(s.test) == 20 and len(s.test) == 4

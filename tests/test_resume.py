@@ -53,8 +53,8 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         for key in sa:
             assert torch.equal(torch.as_tensor(sa[key]), torch.as_tensor(sb[key])), key
-    best_a = load_checkpoint(straight / "checkpoints/best.pt")
-    best_b = load_checkpoint(killed / "checkpoints/best.pt")
+    best_a = load_checkpoint(straight / "model.safetensors")
+    best_b = load_checkpoint(killed / "model.safetensors")
     assert best_a["step"] == best_b["step"]
     assert all(torch.equal(best_a["model"][k], best_b["model"][k]) for k in best_a["model"])
     # metrics.csv holds each step once, with the same values as the straight run

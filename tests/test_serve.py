@@ -189,9 +189,9 @@ def test_foreign_and_old_runs_are_refused(run, tmp_path, capsys):
 
     old = tmp_path / "old"
     shutil.copytree(run, old)
-    for name in ("best.pt", "last.pt"):  # an older layout: weights without the data info
-        ckpt = load_checkpoint(old / "checkpoints" / name)
-        save_checkpoint({"model": ckpt["model"], "step": 1}, old / "checkpoints" / name)
+    (old / "model.safetensors").unlink()  # an older layout: weights without the data info
+    ckpt = load_checkpoint(old / "checkpoints" / "last.pt")
+    save_checkpoint({"model": ckpt["model"], "step": 1}, old / "checkpoints" / "best.pt")
     for command in (["serve", str(old), "--port", str(free_port())], ["export", str(old)]):
         code, err = e2e_cli(capsys, *command)
         assert code == 1 and "older or foreign format" in err

@@ -79,7 +79,8 @@ def speech_run(tmp_path_factory):
     build_corpus(root / "corpus", 24, 4, 4, workers=1, kinds=("digits",), quiet=True)
     e2e.train("speech", out=root / "digits", quiet=True, overrides=[
         f"data.corpus={root / 'corpus'}", "data.n=24", "data.n_val=4", "data.n_test=4",
-        "data.kinds=digits", "data.asterisk=false", "data.augment=false", "model.dim=64",
+        "data.kinds=digits", "data.asterisk=false", "data.augment.enabled=false",
+        "data.real=", "data.flite=0", "model.subsample=2", "model.dim=64",
         "model.layers=2", "model.filters=40", "model.beam_size=4", "train.max_steps=2",
         "train.batch_size=8", "train.eval_every=2", "train.lr=3e-3"])
     return root / "digits", read_manifest(root / "corpus/test_digits.tsv")[0].path

@@ -24,9 +24,10 @@ from e2e.data.audio import (
     resample,
 )
 from e2e.errors import DatasetMissing, E2EError
-from e2e.tasks import default_config, get_task
+from e2e.tasks import get_task, load_config
 from e2e.tasks.speech import synth as speech_synth
-from e2e.tasks.speech.augment import AugmentConfig, augment, fft_size, telephone
+from e2e.tasks.speech.augment import augment, fft_size, telephone
+from e2e.tasks.speech.config import SpeechAugment
 from e2e.tasks.speech.ctc import Lexicon, beam_search, ctc_loss, encode, greedy
 from tests.conftest import run_cli
 
@@ -113,7 +114,7 @@ def test_corrupt_empty_and_missing_files(tmp_path):
     waves, kept, skipped = load_all(items, skip_bad=True)
     assert [u.path for u in kept] == [good] and len(skipped) == 2
     assert "empty.wav is empty" in skipped[1]
-    assert waves[0].dtype == np.int16 and len(waves[0]) == 8000
+    assert waves[0].dtype == np.float32 and len(waves[0]) == 8000  # the one form of a clip
 
 
 def test_missing_packages_print_the_install_command(monkeypatch, tmp_path):
@@ -235,7 +236,7 @@ def test_augmentation_shapes_and_effects():
     x = torch.from_numpy(np.stack([tone(440, 16000, 1.0), tone(6000, 16000, 1.0)]))
     lengths = torch.tensor([16000, 12000])
     x[1, 12000:] = 0
-    out, out_len = augment(x, lengths, AugmentConfig(p_speed=1.0, speed=(1.2, 1.2), p_pitch=0,
+    out, out_len = augment(x, lengths, SpeechAugment(p_speed=1.0, speed=(1.2, 1.2), p_pitch=0,
                                                      p_noise=0, p_telephone=0, p_reverb=0))
     assert out_len.tolist() == [13333, 10000] and out.shape == (2, 13333)
     assert out[1, 10000:].abs().max() == 0  # padding stays silent
@@ -243,12 +244,12 @@ def test_augmentation_shapes_and_effects():
     phone = telephone(x)
     assert phone[1].pow(2).mean() < 1e-4 * x[1].pow(2).mean()  # 6 kHz is above the line's band
     assert phone[0].pow(2).mean() == pytest.approx(float(x[0].pow(2).mean()), rel=0.01)
-    noisy, _ = augment(x[:1], lengths[:1], AugmentConfig(p_speed=0, p_pitch=0, p_noise=1.0,
+    noisy, _ = augment(x[:1], lengths[:1], SpeechAugment(p_speed=0, p_pitch=0, p_noise=1.0,
                                                          snr_db=(10, 10), p_telephone=0,
                                                          p_reverb=0, gain_db=(0, 0)))
     snr = 10 * math.log10(float(x[0].pow(2).sum() / (noisy[0] - x[0]).pow(2).sum()))
     assert snr == pytest.approx(10, abs=0.5)
-    shifted, n = augment(x[:1], lengths[:1], AugmentConfig(p_speed=0, p_pitch=1.0,
+    shifted, n = augment(x[:1], lengths[:1], SpeechAugment(p_speed=0, p_pitch=1.0,
                                                            semitones=(12, 12), p_noise=0,
                                                            p_telephone=0, p_reverb=0,
                                                            gain_db=(0, 0)))
@@ -257,16 +258,17 @@ def test_augmentation_shapes_and_effects():
 
 
 def test_the_task_augments_with_the_configs_ranges():
-    cfg = default_config("speech")
-    for key in ("p_noise", "p_pitch", "p_telephone", "p_reverb"):
-        setattr(cfg.data, key, 0.0)
-    cfg.data.p_speed, cfg.data.speed = 1.0, (1.25, 1.25)
+    cfg = load_config(None, "speech", [
+        "data.augment.p_noise=0", "data.augment.p_pitch=0", "data.augment.p_telephone=0",
+        "data.augment.p_reverb=0", "data.augment.p_speed=1", "data.augment.speed=[1.25, 1.25]",
+        "data.augment.gain_db=[0, 0]"])
     task = get_task("speech")
-    task.setup(cfg, {})
-    x = torch.from_numpy((tone(440, 16000, 1.0) * 32767).astype(np.int16))[None]
-    batch = {"x": x, "lengths": torch.tensor([16000])}
-    assert task.prepare_batch(batch, train=True)["lengths"].tolist() == [12800]
-    assert task.prepare_batch(batch, train=False)["lengths"].tolist() == [16000]
+    x = torch.from_numpy(tone(440, 16000, 1.0).astype(np.float32))[None]  # as a batch holds it
+    batch, info = {"x": x, "lengths": torch.tensor([16000])}, task.Info()
+    assert task.prepare_batch(batch, True, cfg, info)["lengths"].tolist() == [12800]
+    assert task.prepare_batch(batch, False, cfg, info)["lengths"].tolist() == [16000]
+    cfg.data.augment.enabled = False  # the switch turns all of it off
+    assert torch.equal(task.prepare_batch(batch, True, cfg, info)["x"], x)
 
 
 def test_fft_sizes_are_the_smallest_5_smooth_lengths():
@@ -346,7 +348,8 @@ def test_tiny_corpus_trains_and_transcribes(tmp_path):
             "--n-test", "6", "--kinds", "digits")
     results = e2e.train("speech", out=run, quiet=True, overrides=[
         f"data.corpus={corpus}", "data.n=32", "data.n_val=6", "data.n_test=6",
-        "data.kinds=digits", "data.asterisk=false", "data.augment=false", "model.dim=64",
+        "data.kinds=digits", "data.asterisk=false", "data.augment.enabled=false",
+        "data.real=", "data.flite=0", "model.subsample=2", "model.dim=64",
         "model.layers=2", "model.filters=40", "model.beam_size=4", "train.max_steps=16",
         "train.batch_size=8", "train.eval_every=8", "train.lr=3e-3", "train.log_every=1"])
     with open(run / "metrics.csv") as f:

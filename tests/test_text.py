@@ -455,13 +455,12 @@ def test_a_mix_of_corpora_trains_on_both_and_is_scored_on_each():
                                      "data.limit=300", "data.test_limit=20", "model.beam=1"])
     task = TextTask()
     splits = task.build_data(cfg)
-    task.setup(cfg, splits.info)
-    assert splits.info["source"] == "bible-en-es+messages-en-es"
+    assert splits.info.source == "bible-en-es+messages-en-es"
     assert splits.test.parts == {"bible-en-es": (0, 20), "messages-en-es": (20, 40)}
     assert "%s" in " ".join(splits.test.sources[20:])  # messages keep their placeholders
     model = task.build_model(cfg, splits.info).eval()
     with torch.no_grad():
-        scores = task.evaluate(model, splits.test, cfg)
+        scores = task.evaluate(model, splits.test, cfg, splits.info)
     assert {"bleu:bible-en-es", "chrf:messages-en-es", "placeholders"} <= set(scores)
     assert 0 <= scores["placeholders"] <= 100
 
@@ -479,7 +478,8 @@ def test_exported_decoder_keeps_a_key_value_cache(copy_run):
     exported = predictor.model
     assert exported.cached
     assert predictor.predict(["dog %3$s sun", ""]) == ["dog %3$s sun", ""]  # same tokenizer
-    test = e2e.load(run).task.build_data(e2e.load(run).cfg).test
+    loaded = e2e.load(run)
+    test = loaded.task.build_data(loaded.cfg, loaded.info).test  # with the run's own BPE
     src = pad(test.src[:6])
     for beam in (1, 3):
         cached = generate(exported, src, beam=beam, cache=True)

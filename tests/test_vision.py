@@ -12,6 +12,7 @@ import e2e
 from e2e.data.idx import read_idx
 from e2e.errors import DatasetMissing, E2EError
 from e2e.tasks import default_config
+from e2e.tasks.vision.info import VisionInfo
 from e2e.tasks.vision.task import VisionTask, _random_crop
 
 FAST = ["train.epochs=8", "train.batch_size=64", "train.lr=3e-3", "model.widths=[16,32,64]"]
@@ -52,8 +53,8 @@ def test_idx_folder_as_data_source(tmp_path, gz):
     cfg.data.source = str(tmp_path)
     splits = VisionTask().build_data(cfg)
     assert len(splits.test) == 297 and len(splits.train) + len(splits.val) == 1500
-    assert splits.info["size"] == [8, 8] and splits.info["channels"] == 1
-    assert splits.info["flip"] is False  # digits must not be mirrored
+    assert splits.info.size == [8, 8] and splits.info.channels == 1
+    assert splits.info.flip is False  # digits must not be mirrored
 
 
 def test_truncated_idx_names_the_file(tmp_path):
@@ -98,7 +99,7 @@ def test_image_folder_converts_sizes_and_modes(tmp_path):
     cfg = default_config("vision")
     cfg.data.source, cfg.data.image_size, cfg.data.channels = str(root), 16, 1
     splits = VisionTask().build_data(cfg)
-    assert splits.info["classes"] == ["0", "1", "2", "3", "4"]
+    assert splits.info.classes == ["0", "1", "2", "3", "4"]
     assert len(splits.train) + len(splits.val) + len(splits.test) == 150
     item = splits.train[0]
     assert item["x"].shape == (1, 16, 16) and item["x"].dtype == torch.uint8
@@ -115,7 +116,7 @@ def test_unreadable_image_is_named_or_skipped_and_counted(tmp_path):
     assert "data.skip_bad=true" in str(err.value)
     cfg.data.skip_bad = True
     splits = VisionTask().build_data(cfg)
-    assert splits.info["skipped_files"] == 2
+    assert splits.info.skipped_files == 2
     assert len(splits.train) + len(splits.val) + len(splits.test) == 20
 
 
@@ -133,50 +134,47 @@ def test_flip_follows_the_source():
     cfg = default_config("vision")
     cfg.data.crop_pad = 0
     x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(256, 1, 1, 1)
-    task.setup(cfg, {"flip": False})
-    assert torch.equal(task.prepare_batch({"x": x}, train=True)["x"], x)
-    task.setup(cfg, {"flip": True})
-    out = task.prepare_batch({"x": x}, train=True)["x"]
+    info = VisionInfo(**FMNIST_INFO)
+    info.flip = False
+    assert torch.equal(task.prepare_batch({"x": x}, True, cfg, info)["x"], x)
+    info.flip = True
+    out = task.prepare_batch({"x": x}, True, cfg, info)["x"]
     mirrored = (out == x.flip(3)).all(dim=(1, 2, 3))
     assert 64 < int(mirrored.sum()) < 192
-    assert torch.equal(task.prepare_batch({"x": x}, train=False)["x"], x)
+    assert torch.equal(task.prepare_batch({"x": x}, False, cfg, info)["x"], x)
 
 
 def test_model_reads_raw_uint8_and_every_layer_learns():
     from e2e.engine.gradflow import check_gradflow
     cfg = default_config("vision")
-    info = {"classes": list("abc"), "channels": 3, "size": [32, 32], "mean": [0.5] * 3,
-            "std": [0.25] * 3, "flip": True}
+    info = VisionInfo(classes=list("abc"), channels=3, size=[32, 32], mean=[0.5] * 3,
+                      std=[0.25] * 3, flip=True)
     task = VisionTask()
-    task.setup(cfg, info)
     model = task.build_model(cfg, info)
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     batch = {"x": x, "y": torch.arange(4) % 3}
-    task.loss(model, task.prepare_batch(batch, train=True)).backward()
+    task.loss(model, task.prepare_batch(batch, True, cfg, info), cfg, info).backward()
     check_gradflow(model)
 
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "vision"
 FMNIST_INFO = {"classes": [str(i) for i in range(10)], "channels": 1, "size": [28, 28],
                "mean": [0.29], "std": [0.35], "flip": True}
 
 
 def training_flops(cfg, info):
     from torch.utils.flop_counter import FlopCounterMode
-    task = VisionTask()
-    task.setup(cfg, info)
+    task, info = VisionTask(), VisionInfo.from_dict(info)
     model = task.build_model(cfg, info)
     x = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
     with FlopCounterMode(display=False) as counter:
-        task.loss(model, {"x": x, "y": torch.arange(8)}).backward()
+        task.loss(model, {"x": x, "y": torch.arange(8)}, cfg, info).backward()
     return counter.get_total_flops() / 8
 
 
 def test_fast_recipe_is_a_fraction_of_the_accurate_ones_flops():
     from e2e.tasks import load_config
     fast = training_flops(default_config("vision"), FMNIST_INFO)
-    assert load_config(CONFIGS / "fast.yaml") == default_config("vision")  # written out
-    accurate_cfg = load_config(CONFIGS / "accurate.yaml")
+    accurate_cfg = load_config("accurate", "vision")  # the named recipe
     assert accurate_cfg.model.stem_pool is False and accurate_cfg.train.epochs == 20
     accurate = training_flops(accurate_cfg, FMNIST_INFO)
     assert accurate == pytest.approx(312e6, rel=0.01)  # the model of bench/RESULTS.md before
@@ -186,14 +184,14 @@ def test_fast_recipe_is_a_fraction_of_the_accurate_ones_flops():
 def test_stem_pool_counts_in_the_size_check():
     cfg = default_config("vision")
     cfg.model.widths = (8, 16, 32, 64, 64)
-    info = {**FMNIST_INFO, "size": [16, 16]}
+    info = VisionInfo(**{**FMNIST_INFO, "size": [16, 16]})
     with pytest.raises(E2EError, match="model.stem_pool=false"):
         VisionTask().build_model(cfg, info)
     cfg.model.stem_pool = False
     VisionTask().build_model(cfg, info)
     # 8x8 digits keep every pixel: the stem pools only images of 16 px and more
     cfg.model.widths, cfg.model.stem_pool = (8, 16, 32, 64), True
-    model = VisionTask().build_model(cfg, {**FMNIST_INFO, "size": [8, 8]})
+    model = VisionTask().build_model(cfg, VisionInfo(**{**FMNIST_INFO, "size": [8, 8]}))
     assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.stem)
 
 
@@ -215,7 +213,6 @@ def test_bench_overhead_times_the_engine_a_plain_loop_and_lightning(tmp_path):
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
     bench = Path(__file__).resolve().parent.parent / "bench" / "vision.py"
     subprocess.run([sys.executable, str(bench), "--tiny", "--only", "overhead", "--repeats", "1",
@@ -233,7 +230,6 @@ def test_bench_compare_part_runs_e2e_compare_and_keeps_its_table(tmp_path):
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
     bench = Path(__file__).resolve().parent.parent / "bench" / "vision.py"
     subprocess.run([sys.executable, str(bench), "--tiny", "--only", "compare", "--threads", "1",

@@ -1,4 +1,5 @@
-"""Weights users can take elsewhere: RUN/model.safetensors and a best.pt plain torch can read."""
+"""Weights users can take elsewhere: RUN/model.safetensors (the run's best weights, written
+once) and checkpoints plain torch can read."""
 
 import json
 import shutil
@@ -52,16 +53,21 @@ def test_damaged_weights_are_named(tmp_path, damage):
         load_weights(path)
 
 
-def test_a_run_leaves_weights_other_tools_can_load(tmp_path):
+def test_a_run_writes_its_best_weights_once_for_e2e_and_other_tools(tmp_path):
+    from e2e.engine.checkpoint import load_checkpoint, save_checkpoint
+
     run = tmp_path / "run"
-    e2e.train("vision", data="digits", out=run, overrides=TINY, quiet=True)
-    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)  # plain torch
-    exported = load_file(run / FILENAME)
-    assert exported.keys() == best["model"].keys()
-    assert all(torch.equal(exported[k], best["model"][k]) for k in exported)
+    results = e2e.train("vision", data="digits", out=run, overrides=TINY, quiet=True)
+    assert not (run / "checkpoints" / "best.pt").exists()  # one file, one format
+    exported = load_file(run / FILENAME)  # safetensors alone, no e2e
     meta = json.loads((run / META_FILENAME).read_text())
     assert meta["task"] == "vision" and meta["info"]["classes"] == [str(i) for i in range(10)]
-    assert meta["step"] == best["step"]
+    assert meta["step"] == results["best_step"]
+    model = e2e.load(run)  # e2e reads the same file; the final test measured its weights
+    assert model.checkpoint == run / FILENAME
+    assert all(torch.equal(exported[k], v) for k, v in model.model.state_dict().items())
+    assert model.evaluate()["test/accuracy"] == pytest.approx(results["test/accuracy"],
+                                                               abs=1e-6)
 
     # A directory holding only model.safetensors loads and predicts like the whole run.
     alone = tmp_path / "alone"
@@ -72,9 +78,17 @@ def test_a_run_leaves_weights_other_tools_can_load(tmp_path):
     assert only.cfg.task == "vision" and only.info == full.info
     assert torch.equal(only.model(x.float()), full.model(x.float()))
 
-    # A run whose checkpoints were deleted falls back to model.safetensors.
+    # A run whose checkpoints were deleted still loads its model.safetensors.
     shutil.rmtree(run / "checkpoints")
     assert e2e.load(run).checkpoint.name == FILENAME
+
+    # A run of an older e2e: its best weights in checkpoints/best.pt alone still load.
+    (run / "checkpoints").mkdir()
+    save_checkpoint(load_checkpoint(run / FILENAME), run / "checkpoints" / "best.pt")
+    (run / FILENAME).unlink()
+    old = e2e.load(run)
+    assert old.checkpoint.name == "best.pt" and torch.equal(old.model(x.float()),
+                                                            full.model(x.float()))
 
 
 def test_checkpoints_load_with_plain_torch_and_old_ones_still_load(tmp_path):

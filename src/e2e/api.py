@@ -16,19 +16,19 @@ from typing import Any
 import torch
 
 from e2e.config import Config, merge
-from e2e.engine import trainer
 from e2e.engine.restore import load_run, restore_model
 from e2e.engine.run import RunDir
 from e2e.engine.weights import FILENAME as WEIGHTS_FILE
 from e2e.engine.weights import exported_config
-from e2e.errors import E2EError
 from e2e.tasks import default_config, get_task, load_config
 
 
 def train(task: str | None = None, out: str | Path = "runs/latest",
           config: str | Path | Config | None = None, overrides: list[str] | None = None,
           data: str | None = None, resume: bool = False, quiet: bool = False) -> dict:
-    """Train a task end to end; returns the final results (also in OUT/results.json)."""
+    """Train a task end to end, as the application trains (`Task.train`: the engine's fit;
+    for driving with data.dagger_rounds, rounds of it); returns the final results (also in
+    OUT/results.json)."""
     if resume:
         RunDir(out).require()
         cfg = load_config(RunDir(out).config, None, overrides)
@@ -37,11 +37,15 @@ def train(task: str | None = None, out: str | Path = "runs/latest",
     else:
         cfg = load_config(config, task, ([f"data.source={data}"] if data else []) +
                           list(overrides or []))
-    return trainer.fit(get_task(cfg.task), cfg, out, resume=resume, quiet=quiet)
+    return get_task(cfg.task).train(cfg, out, resume=resume, quiet=quiet)
 
 
 class Predictor:
-    """A trained run, loaded from its directory alone: predict, evaluate, inspect."""
+    """A trained run, loaded from its directory alone: predict, evaluate, inspect.
+
+    `task` is the application's training side (data, evaluation), `serving` its deployment
+    side (predict, output formats, export, demo page); `info` what the model knows of its
+    data (the task's Info)."""
 
     def __init__(self, run: str | Path, device: str = "cpu", checkpoint: str = "best"):
         self.run = RunDir(run)
@@ -53,6 +57,7 @@ class Predictor:
             self.run.require()
             self.cfg = load_config(self.run.config)
         self.task = get_task(self.cfg.task)
+        self.serving = self.task.Serving()
         if exported is None:
             self.cfg, self.model, self.info, self.checkpoint = load_run(self.task, run, device,
                                                                         checkpoint)
@@ -62,18 +67,16 @@ class Predictor:
 
     def predict(self, raw: Any, **kwargs) -> Any:
         with torch.no_grad():
-            return self.task.predict(self.model, raw, self.info, **kwargs)
+            return self.serving.predict(self.model, raw, self.cfg, self.info, **kwargs)
 
     def evaluate(self, split: str = "test", data: str | None = None) -> dict[str, float]:
         """Re-evaluate on a split of the run's data (or of `data`, a source or folder)."""
         if data is not None:
             self.cfg.data.source = data
-        splits = self.task.build_data(self.cfg)
-        if splits.info.get("classes") != self.info.get("classes"):
-            raise E2EError(f"the data's classes {splits.info.get('classes')} differ from the "
-                           f"model's {self.info.get('classes')}")
+        splits = self.task.build_data(self.cfg, self.info)
+        self.info.check_data(splits.info)
         with torch.no_grad():
-            metrics = self.task.evaluate(self.model, getattr(splits, split), self.cfg)
+            metrics = self.task.evaluate(self.model, getattr(splits, split), self.cfg, self.info)
         return {f"{split}/{k}": v for k, v in metrics.items()}
 
     def results(self) -> dict:

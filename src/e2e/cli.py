@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from e2e.errors import E2EError, describe_os_error
+from e2e.errors import E2EError, check_range, describe_os_error
 from e2e.extras import missing_extra
 from e2e.tasks import CLIS, TASKS
 
@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model end to end", formatter_class=fmt)
     p.add_argument("task", nargs="?", help=f"the application: {apps} (omit with --resume)")
     p.add_argument("--data", help="dataset name or folder (sets data.source)")
-    p.add_argument("--config", help="YAML config: a recipe in configs/APP/ or a run's config.yaml")
+    p.add_argument("--config", metavar="NAME|PATH",
+                   help="a named recipe of the application (e2e config --list), a YAML file "
+                        "or a run directory")
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
                    metavar="KEY=VALUE",
                    help="override config values, e.g. --set train.lr=1e-3 train.batch_size=32")
@@ -81,9 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, default=0, metavar="N",
                    help="train with N processes on this machine (DistributedDataParallel "
                         "through torchrun; gloo on CPU, NCCL on GPU)")
+    p.add_argument("--nnodes", type=int, default=1, metavar="M",
+                   help="train on M machines: run the same command on each, with its "
+                        "--node-rank and the same --rdzv-endpoint and --out (a shared folder)")
+    p.add_argument("--node-rank", type=int, metavar="R",
+                   help="this machine's index, 0 to M-1; machine 0 hosts the rendezvous")
+    p.add_argument("--rdzv-endpoint", default="", metavar="HOST:PORT",
+                   help="where the machines meet: machine 0's address and a free port")
+    p.add_argument("--rdzv-id", default="e2e", metavar="ID",
+                   help="the run's name at the rendezvous, the same on every machine "
+                        "(e.g. $SLURM_JOB_ID)")
+    p.add_argument("--max-restarts", type=int, default=0, metavar="K",
+                   help="when a process fails, start all of them again up to K times; they "
+                        "resume from the last checkpoint")
     p.add_argument("--dagger", type=int, default=0, metavar="ROUNDS",
                    help="driving: after behavior cloning, ROUNDS of DAgger (the network "
-                        "drives, the expert labels what it sees, retrain)")
+                        "drives, the expert labels what it sees, retrain); the same as "
+                        "--set data.dagger_rounds=ROUNDS")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run on a split of its data",
@@ -123,8 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="KEY=VALUE")
     p.set_defaults(handler=cmd_compare)
 
-    p = sub.add_parser("config", help="print an application's default config as YAML")
-    p.add_argument("task", choices=list(TASKS), metavar="APP", help=f"one of: {apps}")
+    p = sub.add_parser("config", help="print an application's config as YAML (its default, or "
+                                      "a named recipe applied to it); --list names the recipes")
+    p.add_argument("task", nargs="?", choices=list(TASKS), metavar="APP", help=f"one of: {apps}")
+    p.add_argument("--config", metavar="NAME|PATH", help="a named recipe or YAML file to apply")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                   metavar="KEY=VALUE", help="override config values")
+    p.add_argument("--list", action="store_true",
+                   help="every named recipe of every application, with what it is for")
     p.set_defaults(handler=cmd_config)
 
     data = sub.add_parser("data", help="datasets: list what is installed, build corpora")
@@ -172,38 +194,34 @@ def cmd_train(args) -> int:
     from e2e import api
     from e2e.engine import distributed
     from e2e.engine.results import headline
-    from e2e.tasks import get_task, load_config
+    from e2e.engine.run import RunDir
 
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"train.device={args.device}")
-    if args.nproc < 0:
-        raise E2EError(f"--nproc must be at least 1, got {args.nproc}")
-    if args.nproc > 1:
-        # Fix the run directory here: N processes choosing timestamps could disagree.
-        out = args.resume or args.out or default_out(args.task)
-        return distributed.launch(args.nproc, without_nproc(args.argv)
-                                  + ([] if args.resume or args.out else ["--out", out]))
+    check_range("--nproc", args.nproc, 0)
+    check_range("--dagger", args.dagger, 0)
+    nodes = distributed.Nodes(args.nnodes, args.node_rank, args.rdzv_endpoint, args.rdzv_id,
+                              args.max_restarts)
+    if args.nproc > 1 or nodes != distributed.Nodes():
+        return launch_train(args, nodes)
     if args.resume:
         results = api.train(out=args.resume, overrides=overrides, resume=True, quiet=args.quiet)
         out = args.resume
     else:
         if not args.task and not args.config:
             raise E2EError("name an application (e2e train vision) or pass --config / --resume")
-        if not args.out and distributed.dist_env().world > 1:
+        if not args.out and (distributed.dist_env().world > 1 or distributed.elastic()):
             raise E2EError("with several processes, name the run directory with --out "
                            "(each process must write to the same one)")
         out = args.out or default_out(args.task)
-        if args.dagger:
-            cfg = load_config(args.config, args.task,
-                              ([f"data.source={args.data}"] if args.data else []) + overrides)
-            summary = get_task(cfg.task).train_with_expert(cfg, out, args.dagger,
-                                                           quiet=args.quiet)
-            for row in summary["rounds"]:
-                print(f"round {row['round']}: " + ", ".join(
-                    f"{k} {v:.1f}" for k, v in headline(row).items() if k.startswith("test/"))
-                    + f"  ({row['run']})")
-            results = summary["rounds"][-1]
+        if args.dagger:  # shorthand for the driving config's setting
+            overrides.append(f"data.dagger_rounds={args.dagger}")
+        if distributed.restarted() and RunDir(out).last.exists():
+            # torchrun started the processes again (--max-restarts) after one of them failed
+            print(f"restart {distributed.restarted()}: resuming {out} from its last "
+                  "checkpoint", file=sys.stderr)
+            results = api.train(out=out, overrides=overrides, resume=True, quiet=args.quiet)
         else:
             results = api.train(args.task, out=out, config=args.config, overrides=overrides,
                                 data=args.data, quiet=args.quiet)
@@ -219,14 +237,37 @@ def default_out(task: str | None) -> str:
     return f"runs/{task or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def without_nproc(argv: list[str]) -> list[str]:
+LAUNCH_FLAGS = ("--nproc", "--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-id",
+                "--max-restarts")
+
+
+def launch_train(args, nodes) -> int:
+    """`e2e train` in torchrun's processes: this command line less the flags that launch."""
+    from e2e.engine import distributed
+
+    if distributed.under_torchrun():
+        raise E2EError("--nproc, --nnodes and the other launch flags start torchrun; this "
+                       "process runs under torchrun already: drop them")
+    if nodes.count > 1 and not (args.out or args.resume):
+        raise E2EError(f"--nnodes {nodes.count}: name the run directory with --out, the same "
+                       "folder on every machine (a shared filesystem)")
+    # Fix the run directory here: processes choosing timestamps could disagree.
+    out = args.resume or args.out or default_out(args.task)
+    return distributed.launch(max(args.nproc, 1), without_launch_flags(args.argv)
+                              + ([] if args.resume or args.out else ["--out", out]), nodes)
+
+
+def without_launch_flags(argv: list[str]) -> list[str]:
+    """ARGV without the launch flags and their values (`--nproc 2`, `--nproc=2`, or an
+    abbreviation that argparse accepted, `--nnod 2`)."""
     out, skip = [], False
     for a in argv:
+        name = a.split("=", 1)[0]
         if skip:
             skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
+        elif len(name) > 3 and any(flag.startswith(name) for flag in LAUNCH_FLAGS):
+            skip = "=" not in a
+        else:
             out.append(a)
     return out
 
@@ -238,8 +279,9 @@ def cmd_evaluate(args) -> int:
     model = api.load(args.run, device=args.device)
     for k, v in headline(model.evaluate(args.split, data=args.data)).items():
         print(f"{k}: {v:.4f}")
-    if model.task.signature:  # e.g. sacrebleu's, so that scores can be compared
-        print(f"signature: {model.task.signature}")
+    signature = model.task.signature(model.cfg)  # e.g. sacrebleu's: scores comparable
+    if signature:
+        print(f"signature: {signature}")
     return 0
 
 
@@ -249,21 +291,48 @@ def cmd_predict(args) -> int:
     from e2e import api
     from e2e.export import ExportedPredictor
 
+    check_range("--top-k", args.top_k, 1)
     model = api.load(args.run, device=args.device) if args.backend == "torch" \
         else ExportedPredictor(args.run, args.backend)
-    inputs = model.task.predict_inputs(args.inputs)
+    # One unreadable input is named and the others are still answered; the exit code says
+    # that something failed.
+    failed = {p: f"input file {p} does not exist" for p in args.inputs if not Path(p).exists()}
+    files = [p for p in args.inputs if p not in failed]
+    inputs = model.serving.predict_inputs(files) if files else []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        answers = model.predict(inputs, top_k=args.top_k)
+        try:
+            answers = model.predict(inputs, top_k=args.top_k) if inputs else []
+        except E2EError:  # find which inputs fail: answer the others one by one
+            answers = []
+            for raw in inputs:
+                try:
+                    answers.extend(model.predict([raw], top_k=args.top_k))
+                except E2EError as e:
+                    failed[raw] = str(e)
+                    answers.append(None)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
+    answered = [(raw, a) for raw, a in zip(inputs, answers) if a is not None]
     if args.json:
-        print(json.dumps([model.task.prediction_json(i, a) for i, a in zip(inputs, answers)],
-                         indent=1))
+        print(json.dumps([model.serving.prediction_json(i, a) for i, a in answered]
+                         + [{"input": str(i), "error": e} for i, e in failed.items()], indent=1))
     else:
-        for raw, answer in zip(inputs, answers):
-            print(model.task.format_prediction(raw, answer))
-    return 0
+        for raw, answer in answered:
+            print(plain(model.serving.format_prediction(raw, answer)))
+    for message in failed.values():
+        print(f"error: {plain(message)}", file=sys.stderr)
+    if failed:
+        print(f"error: {len(failed)} of {len(answered) + len(failed)} input(s) could not be "
+              "answered (named above)", file=sys.stderr)
+    return EXIT_FAILED if failed else 0
+
+
+def plain(text: str) -> str:
+    """Text as it may reach a terminal: control characters (escape sequences, carriage
+    returns, newlines) shown escaped, so a label or file name cannot rewrite the screen."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode()
+                   for c in text)
 
 
 def cmd_inspect(args) -> int:
@@ -272,7 +341,7 @@ def cmd_inspect(args) -> int:
 
     model = api.load(args.run)
     print(f"run: {model.run.path}  task: {model.cfg.task}  checkpoint: {model.checkpoint}")
-    print(f"data: {model.info.get('source')}  classes: {len(model.info.get('classes', []))}")
+    print(model.info.describe())
     grads = {}
     if model.run.gradflow.exists():
         grads = {r["name"]: r for r in json.loads(model.run.gradflow.read_text())}
@@ -323,9 +392,19 @@ def cmd_compare(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from e2e.tasks import default_config
+    from e2e import recipes
+    from e2e.tasks import load_config
 
-    print(default_config(args.task).to_yaml(), end="")
+    if args.list:
+        rows = recipes.listing()
+        width = max(len(f"{app} {name}") for app, name, _ in rows)
+        for app, name, what in rows:
+            print(f"{f'{app} {name}':<{width}}  {what}")
+        return 0
+    if not args.task:
+        raise E2EError("name an application (e2e config speech) or list the recipes with "
+                       "e2e config --list")
+    print(load_config(args.config, args.task, args.overrides).to_yaml(), end="")
     return 0
 
 

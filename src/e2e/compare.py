@@ -110,6 +110,8 @@ def section(app: str, result: Comparison, plot: str) -> str:
             wins.append(f"{n:,}: {metric.best(at_n).side}")
     lines += ["Winner by training-set size: " + "; ".join(wins) + ".", "",
               f"![data curve]({plot})", ""]
+    if result.details:
+        lines += [result.details, ""]
     return "\n".join(lines)
 
 

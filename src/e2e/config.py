@@ -105,7 +105,9 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(self.to_yaml())
+        from e2e.atomic import write_atomic  # a resume or predict never reads half a file
+
+        write_atomic(path, self.to_yaml())
 
 
 def read_yaml(path: str | Path) -> dict:

@@ -23,11 +23,21 @@ class NonFiniteLoss(E2EError):
 
 
 def describe_os_error(e: OSError) -> str:
-    """One line for an OSError the system raised on the user's behalf (disk full, ...)."""
+    """One line for an OSError the system raised on the user's behalf (disk full, ...).
+    It claims nothing about checkpoints: a training run says what it kept itself
+    (RunDir.disk_full), since only it knows whether one was written."""
     where = f" ({e.filename})" if e.filename else ""
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"no space left on the device{where}: free some space or choose another "
-                "--out; a training run's last checkpoint is intact, continue it with "
-                "`e2e train --resume RUN`")
+        return f"no space left on the device{where}: free some space or write elsewhere"
     reason = e.strerror or str(e) or type(e).__name__
     return f"{reason}{where}"
+
+
+def check_range(flag: str, value: float, low: float, high: float = float("inf")) -> None:
+    """Refuse a number given on the command line outside [low, high], NaN and infinities
+    included: one line naming the flag, instead of a traceback far from it."""
+    import math
+
+    if not (math.isfinite(value) and low <= value <= high):
+        allowed = f"at least {low:g}" if high == float("inf") else f"in [{low:g}, {high:g}]"
+        raise E2EError(f"{flag} must be a finite number {allowed}, got {value}")

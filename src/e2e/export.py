@@ -3,16 +3,17 @@
     e2e export RUN [--format onnx torchscript]   ->  RUN/export/NAME.onnx, NAME.ts, manifest.json
     e2e predict RUN INPUT... --backend onnx      ->  the same answers, computed by onnxruntime
 
-A task describes its graphs with the hook `export_specs(model, info) -> {name: ExportSpec}`
-(e2e.tasks.base): the graphs that make up its model (one for a classifier; an encoder and
-a decoder step for a seq2seq model), each with named example inputs. Every exported graph
+An application's serving side describes its graphs with the hook
+`Serving.export_specs(model, cfg, info) -> {name: ExportSpec}` (e2e.tasks.base): the graphs
+that make up its model (one for a classifier; an encoder and a decoder step for a seq2seq
+model), each with named example inputs. Every exported graph
 is run by onnxruntime (or torch.jit.load) on random inputs and on a batch of the run's real
 test data and compared with the PyTorch module; a difference above the tolerance (max abs
 1e-4 by default) fails the export. The manifest records each check, the task and the data
 info, so that `e2e predict --backend onnx` needs no PyTorch weights.
 
-For prediction, the hook `from_exported(modules, info)` assembles the graphs into what the
-task's `predict` takes (by default: the one graph, as a drop-in `nn.Module`).
+For prediction, the hook `Serving.from_exported(modules, cfg, info)` assembles the graphs into
+what `Serving.predict` takes (by default: the one graph, as a drop-in `nn.Module`).
 
 The graphs of the applications: vision `classifier`; speech `encoder` (waveform -> CTC
 logits; decoding stays in Python); driving `policy`; text `encoder`, `memory_kv`,
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from e2e.atomic import write_atomic
 from e2e.errors import E2EError
 from e2e.tasks.base import ExportSpec
 
@@ -68,12 +70,12 @@ def export_run(run: str | Path, formats: list[str] | tuple[str, ...] = ("onnx",)
     out = Path(out) if out else pred.run.path / "export"
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda *_: None) if quiet else print
-    specs: dict[str, ExportSpec] = task.export_specs(model, info)
+    specs: dict[str, ExportSpec] = pred.serving.export_specs(model, pred.cfg, info)
     real, real_note = _real_batch(pred)
 
     manifest: dict[str, Any] = {"format": FORMAT, "task": task.name,
                                 "run": str(pred.run.path), "checkpoint": str(pred.checkpoint),
-                                "info": info, "tolerance": tolerance, "graphs": {}}
+                                "info": info.to_dict(), "tolerance": tolerance, "graphs": {}}
     if real is None:
         manifest["real_inputs"] = f"skipped: {real_note}"
         say(f"note: real-input checks skipped: {real_note}")
@@ -113,7 +115,7 @@ def export_run(run: str | Path, formats: list[str] | tuple[str, ...] = ("onnx",)
             say(f"{path}: " + ", ".join(f"{c['inputs']} max|diff| {c['max_abs_diff']:.2e}"
                                         for c in checks) + f" (<= {tolerance:g})")
         manifest["graphs"][name] = entry
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=1))  # predict reads it
     return manifest
 
 
@@ -125,7 +127,7 @@ def _real_batch(pred) -> tuple[dict | None, str]:
     from e2e.engine.batching import TensorData, eval_batches
 
     try:
-        splits = pred.task.build_data(pred.cfg)
+        splits = pred.task.build_data(pred.cfg, pred.info)
     except E2EError as e:  # DatasetMissing, or a corpus not built yet: random checks only
         return None, str(e).splitlines()[0]
     for split in (splits.test, splits.val, splits.train):
@@ -176,20 +178,20 @@ def _to_numpy(inputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v.detach().cpu().numpy()) for k, v in inputs.items()}
 
 
-def init_run(task_name: str, info: dict, out: str | Path) -> Path:
+def init_run(task_name: str, info: dict | Any, out: str | Path) -> Path:
     """A run directory holding a freshly initialised model of the default config: export
     and latency need a model of the right shape, not a trained one."""
-    from e2e.engine.checkpoint import save_checkpoint
+    from e2e.engine.weights import save_weights
     from e2e.tasks import default_config, get_task
 
     out = Path(out)
     cfg, task = default_config(task_name), get_task(task_name)
     (out / "checkpoints").mkdir(parents=True)
     cfg.save(out / "config.yaml")
-    task.setup(cfg, info)
+    info = task.Info.from_dict(info)  # the task's Info, or its dict form
     model = task.build_model(cfg, info)
-    save_checkpoint({"model": model.state_dict(), "info": info, "task": task_name},
-                    out / "checkpoints/best.pt")
+    save_weights(out, model.state_dict(), {"task": task_name, "config": cfg.to_dict(),
+                                           "info": info.to_dict()})
     return out
 
 
@@ -234,6 +236,17 @@ def read_manifest(path: str | Path) -> tuple[Path, dict]:
     return folder, manifest
 
 
+def graph_file(folder: Path, name: Any) -> Path:
+    """FOLDER/NAME for a file name from a manifest, refused unless it is a plain file name
+    inside the export folder: a manifest must not point at `../x` or `/etc/x`."""
+    path = folder / str(name)
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", "..") or \
+            path.resolve().parent != folder.resolve():
+        raise E2EError(f"{folder / 'manifest.json'} names the graph file {name!r}, which is "
+                       "not a file name inside the export folder; export again")
+    return path
+
+
 class ExportedPredictor:
     """`Predictor.predict` with an exported model (onnxruntime or TorchScript), no weights."""
 
@@ -252,8 +265,8 @@ class ExportedPredictor:
             raise E2EError(f"{folder} holds a '{manifest['task']}' export but "
                            f"{self.run.config} is a '{self.cfg.task}' run")
         self.task = get_task(manifest["task"])
-        self.info = manifest["info"]
-        self.task.setup(self.cfg, self.info)
+        self.serving = self.task.Serving()
+        self.info = self.task.Info.from_dict(manifest["info"])
         modules: dict[str, nn.Module] = {}
         for name, graph in manifest["graphs"].items():
             entry = graph.get(backend) or {}
@@ -261,16 +274,16 @@ class ExportedPredictor:
                 raise E2EError(f"{folder} has no {backend} export of '{name}'"
                                + (f" ({entry['error']})" if "error" in entry else "")
                                + f"; run `e2e export {run} --format {backend}`")
-            path = folder / entry["file"]
+            path = graph_file(folder, entry["file"])
             if backend == "onnx":
                 modules[name] = OnnxModule(path, list(graph["inputs"]))
             else:
                 with warnings.catch_warnings():  # deprecated, still the way to load .ts files
                     warnings.simplefilter("ignore", DeprecationWarning)
                     modules[name] = torch.jit.load(str(path))
-        self.model = self.task.from_exported(modules, self.info)
+        self.model = self.serving.from_exported(modules, self.cfg, self.info)
         self.model.eval()
 
     def predict(self, raw: Any, **kwargs) -> Any:
         with torch.no_grad():
-            return self.task.predict(self.model, raw, self.info, **kwargs)
+            return self.serving.predict(self.model, raw, self.cfg, self.info, **kwargs)

@@ -83,7 +83,7 @@ def read_audio(path: str | Path, target: int = SAMPLE_RATE) -> np.ndarray:
     except Exception as e:  # soundfile raises its own LibsndfileError, RuntimeError, ...
         raise E2EError(f"{path} is not a readable audio file ({e}); WAV, FLAC or OGG "
                        "expected") from None
-    return resample(x.mean(axis=1), rate, target)
+    return np.clip(resample(x.mean(axis=1), rate, target), -1, 1)  # resampling overshoots
 
 
 def write_wav(path: Path, x: np.ndarray, rate: int = SAMPLE_RATE) -> None:
@@ -152,8 +152,9 @@ def read_corpus(source: str | Path) -> list[Utterance]:
 
 def load_all(items: list[Utterance], skip_bad: bool = False
              ) -> tuple[list[np.ndarray], list[Utterance], list[str]]:
-    """Read every utterance as int16 16 kHz (half the memory of float); returns the
-    waveforms, the utterances kept, and 'path: why' for each skipped one (with skip_bad)."""
+    """Read every utterance as `read_audio` does (float32 in [-1, 1] at 16 kHz: the one form a
+    clip has from here to the model); returns the waveforms, the utterances kept, and
+    'path: why' for each skipped one (with skip_bad)."""
     waves, kept, skipped = [], [], []
     for u in items:
         try:
@@ -166,6 +167,6 @@ def load_all(items: list[Utterance], skip_bad: bool = False
                                "unreadable files") from None
             skipped.append(str(e))
             continue
-        waves.append((np.clip(x, -1, 1) * 32767).astype(np.int16))
+        waves.append(x)
         kept.append(u)
     return waves, kept, skipped

@@ -152,6 +152,61 @@ def _messages() -> str:
     return f"installed at {folder} ({n} catalogs)"
 
 
+def _wesnoth() -> str:
+    from e2e.data.wesnoth import CAMPAIGNS, INSTALL, locale_folder
+
+    folder = locale_folder()
+    n = sum((folder / f"wesnoth-{c}.mo").is_file() for c in (*CAMPAIGNS, "tb"))
+    if not n:
+        raise DatasetMissing("Wesnoth's campaigns in Spanish", INSTALL)
+    return f"installed at {folder} ({n} campaigns)"
+
+
+def _docs() -> str:
+    from e2e.data.debian_docs import INSTALL, MANUALS, share
+
+    found = [m for m, pages in MANUALS.items() if any(es.is_file() for _, _, es in pages())]
+    if not found:
+        raise DatasetMissing("Debian's documentation in English and Spanish", INSTALL)
+    return f"installed at {share()} ({', '.join(found)})"
+
+
+def _steel_sky() -> str:
+    from e2e.data.steel_sky import INSTALL, game_dir
+
+    if not (game_dir() / "sky.dsk").is_file():
+        raise DatasetMissing("Beneath a Steel Sky", INSTALL)
+    return f"installed at {game_dir()}"
+
+
+def _tuxpaint() -> str:
+    from e2e.data.tuxpaint_sentences import INSTALL, stamps_dir
+
+    if not any(stamps_dir().rglob("*.txt")):
+        raise DatasetMissing("Tux Paint's stamp descriptions", INSTALL)
+    return f"installed at {stamps_dir()}"
+
+
+BROAD = {"bible": _bible, "messages": _messages, "descriptions": _descriptions,
+         "wesnoth": _wesnoth, "steel-sky": _steel_sky, "docs": _docs, "tuxpaint": _tuxpaint}
+
+
+def _broad() -> str:
+    """The broad corpus reads whichever of its corpora are installed."""
+    missing = []
+    for name, locate in BROAD.items():
+        try:
+            locate()
+        except DatasetMissing as e:
+            missing.append((name, e.install))
+    if len(missing) == len(BROAD):
+        raise DatasetMissing("every corpus of the broad corpus", "; ".join(i for _, i in missing))
+    if missing:
+        return (f"{len(BROAD) - len(missing)} of {len(BROAD)} corpora installed; missing "
+                + ", ".join(name for name, _ in missing))
+    return f"all {len(BROAD)} corpora installed"
+
+
 # ---- driving ----
 
 def _simulator() -> str:
@@ -204,6 +259,12 @@ APPLICATIONS = (
                _descriptions),
         Source("messages-en-es", "software messages English -> Spanish (gettext catalogs)",
                _messages),
+        Source("broad", "every corpus below and above, English -> Spanish, mixed by sampling "
+               "weights; tuxpaint held out as the unseen domain", _broad),
+        Source("wesnoth", "Wesnoth campaigns' dialogue and narration, ~13k pairs", _wesnoth),
+        Source("docs", "Debian's manuals, en/es pages aligned by sentence, ~20k pairs", _docs),
+        Source("steel-sky", "Beneath a Steel Sky's dialogue, ~4.3k pairs", _steel_sky),
+        Source("tuxpaint", "Tux Paint stamp descriptions, ~800 short sentences", _tuxpaint),
         Source("PATH", "your pairs", _yours("a TSV file of source<TAB>target lines")),
     )),
     Application("driving", "e2e data driving --out DIR; e2e train driving --data DIR", (

@@ -23,32 +23,64 @@ SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val
               "test": "test"}
 
 
+# Decoded pixels per image, for every reader of a user's images (training folders, `e2e
+# predict`, the demo server's default): 16 MP is a 4000 x 4000 photo; a few hundred bytes of
+# PNG can claim 400 MP, which Pillow would decode after a mere warning below 179 MP.
+MAX_PIXELS = 16_000_000
+
+
+class TooManyPixels(E2EError):
+    pass
+
+
+def open_image(path: str | Path | BinaryIO, size: int | None = None,
+               max_pixels: int | None = None) -> Image.Image:
+    """Image.open, refusing (TooManyPixels) an image over `max_pixels` (default MAX_PIXELS) by
+    its header, before decoding anything. A JPEG over the limit is decoded at a reduced scale
+    when one fits (its DCT makes 1/2 to 1/8 scale free) and still covers `size`."""
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's bomb warning: the check below decides
+        img = Image.open(path)
+    width, height = img.size
+    if width * height > limit and img.format == "JPEG" and size:
+        img.draft(img.mode, (size, size))
+        width, height = img.size
+    if width * height > limit:
+        img.close()
+        what = f"image {path}" if isinstance(path, (str, Path)) else "the image"
+        raise TooManyPixels(f"{what} is {width} x {height} pixels "
+                            f"({width * height / 1e6:.1f} megapixels); the limit is "
+                            f"{limit / 1e6:g} megapixels")
+    return img
+
+
 def load_image(path: str | Path | BinaryIO, size: int, channels: int) -> torch.Tensor:
     """Any image file (or open binary file) -> uint8 tensor C x size x size."""
     path = Path(path) if isinstance(path, str) else path
     try:
-        with Image.open(path) as img:
+        with open_image(path, size) as img:
             img = img.convert("L" if channels == 1 else "RGB")
             if img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
             ValueError) as e:
-        raise E2EError(f"cannot read image {path}: {e}. Fix or remove the file, or set "
-                       "data.skip_bad=true to skip unreadable files and count them.") from None
+        # no advice about data.skip_bad here: `e2e predict` reads through this too
+        raise E2EError(f"cannot read image {path}: {e}; fix or remove the file") from None
     array = array[None] if channels == 1 else array.transpose(2, 0, 1)
     return torch.from_numpy(array.copy())
 
 
-def check_image(path: Path) -> str | None:
-    """None if `path` decodes as an image, else the reason it does not."""
+def check_image(path: Path, size: int = 256) -> str | None:
+    """None if `path` decodes as an image within MAX_PIXELS, else the reason it does not."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as img:
+            with open_image(path, size) as img:
                 img.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
-            ValueError) as e:
+    except (TooManyPixels, UnidentifiedImageError, Image.DecompressionBombError, OSError,
+            SyntaxError, ValueError) as e:
         return str(e)
     return None
 

@@ -2,7 +2,9 @@
 
     e2e data speech-real --out DIR [--skip-bad]
 
-writes, per corpus (queen = Flight of the Amazon Queen, drascula, warzone = Warzone 2100):
+writes, per corpus (queen = Flight of the Amazon Queen, drascula, warzone = Warzone 2100,
+steelsky = Beneath a Steel Sky, tuxpaint = Tux Paint's spoken letters, digits and descriptions,
+hedgewars = Hedgewars' English voice packs, ktuberling = KTuberling's spoken words):
 
     DIR/<corpus>/<speaker>/<clip>.wav   16 kHz mono PCM
     DIR/<corpus>.tsv                    path<TAB>transcript<TAB>speaker (paths relative to DIR)
@@ -12,11 +14,13 @@ writes, per corpus (queen = Flight of the Amazon Queen, drascula, warzone = Warz
 A clip whose transcript has characters the models cannot spell (digits, symbols) is left out
 and counted (it is not bad input: the transcript is right, our alphabet is small); a clip that
 does not decode or is empty is an error naming it, or with skip_bad left out and counted.
-Extraction is skipped for a corpus whose manifest already exists.
+Extraction is skipped for a corpus whose manifest already exists; an interrupted extraction
+resumes: WAVs already written (each one atomically) are kept, not decoded again.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,7 +29,10 @@ import numpy as np
 from e2e.data.audio import Utterance, check_text, read_manifest, resample, write_manifest, write_wav
 from e2e.errors import DatasetMissing, E2EError
 
-CORPORA = ("queen", "drascula", "warzone")
+CORPORA = ("queen", "drascula", "warzone", "steelsky", "tuxpaint", "hedgewars", "ktuberling")
+# Corpora whose speaker field names a part of the game, not a voice (the hero speaks in every
+# part): no held-out set of theirs would be free of training voices, so they train whole.
+NOT_BY_VOICE = ("steelsky",)
 MIN_SECONDS = 0.2  # shorter clips are clicks or breaths, not words
 
 
@@ -52,16 +59,43 @@ def _warzone() -> Iterator[tuple[str, str, str, Callable[[], tuple[np.ndarray, i
         yield f"{a.path}:{c.member}", c.text, c.speaker, lambda c=c: a.audio(c.member)
 
 
-READERS = {"queen": _queen, "drascula": _drascula, "warzone": _warzone}
+def _steelsky() -> Iterator[tuple[str, str, str, Callable[[], tuple[np.ndarray, int]]]]:
+    from e2e.data.steel_sky import Disk, spoken_text
+
+    d = Disk()
+    for c in d.clips():
+        yield (f"{d.folder}/sky.dsk:{c.file_no}", spoken_text(c.text), c.speaker,
+               lambda c=c: d.audio(c.text_no))
+
+
+def _files(module: str) -> Callable[[], Iterator[tuple[str, str, str, Callable[[], tuple[
+        np.ndarray, int]]]]]:
+    """A reader over a module whose clips() are files on disk (tuxpaint, hedgewars, ...)."""
+    def read() -> Iterator[tuple[str, str, str, Callable[[], tuple[np.ndarray, int]]]]:
+        import importlib
+
+        m = importlib.import_module(f"e2e.data.{module}")
+        for c in m.clips():
+            yield str(c.path), c.text, c.speaker, lambda c=c: m.read_ogg(c.path)
+    return read
+
+
+READERS = {"queen": _queen, "drascula": _drascula, "warzone": _warzone, "steelsky": _steelsky,
+           "tuxpaint": _files("tuxpaint"), "hedgewars": _files("hedgewars"),
+           "ktuberling": _files("ktuberling")}
 
 
 def licenses() -> str:
-    from e2e.data import amazon_queen, drascula, warzone
+    from e2e.data import amazon_queen, drascula, hedgewars, ktuberling, steel_sky, tuxpaint, warzone
 
     return "\n".join(["# Real speech corpora (extracted by `e2e data speech-real`)", "",
                       f"- queen: Flight of the Amazon Queen, {amazon_queen.LICENSE}",
                       f"- drascula: Drascula: The Vampire Strikes Back, {drascula.LICENSE}",
-                      f"- warzone: Warzone 2100, {warzone.LICENSE}", ""])
+                      f"- warzone: Warzone 2100, {warzone.LICENSE}",
+                      f"- steelsky: Beneath a Steel Sky, {steel_sky.LICENSE}",
+                      f"- tuxpaint: Tux Paint stamps, {tuxpaint.LICENSE}",
+                      f"- hedgewars: Hedgewars voice packs, {hedgewars.LICENSE}",
+                      f"- ktuberling: KTuberling, {ktuberling.LICENSE}", ""])
 
 
 def extract_corpus(name: str, out: Path, skip_bad: bool = False) -> dict[str, int]:
@@ -85,6 +119,12 @@ def extract_corpus(name: str, out: Path, skip_bad: bool = False) -> dict[str, in
             counts["text"] += 1
             skipped.append(f"text\t{where}: transcript {text!r} has no words")
             continue
+        stem = where.rsplit("/", 1)[-1].rsplit(":", 1)[-1].rsplit(".", 1)[0]
+        done = out / name / speaker / f"{stem}.wav"
+        if done.exists():  # written by an interrupted earlier run
+            kept.append(Utterance(done, norm, speaker))
+            counts["kept"] += 1
+            continue
         try:
             x, rate = load()
             if len(x) == 0:
@@ -99,11 +139,11 @@ def extract_corpus(name: str, out: Path, skip_bad: bool = False) -> dict[str, in
             counts["short"] += 1
             skipped.append(f"short\t{where}: {len(x) / rate:.2f} s")
             continue
-        stem = where.rsplit("/", 1)[-1].rsplit(":", 1)[-1].rsplit(".", 1)[0]
-        path = out / name / speaker / f"{stem}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_wav(path, resample(x, rate))
-        kept.append(Utterance(path, norm, speaker))
+        done.parent.mkdir(parents=True, exist_ok=True)
+        tmp = done.with_name(f".{done.stem}.{os.getpid()}.part.wav")
+        write_wav(tmp, resample(x, rate))
+        os.replace(tmp, done)  # a killed run leaves no half-written WAV behind
+        kept.append(Utterance(done, norm, speaker))
         counts["kept"] += 1
     with open(out / "skipped.txt", "a", encoding="utf-8") as f:
         f.writelines(f"{name}\t{s}\n" for s in skipped)

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import random
-import secrets
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from e2e.atomic import write_atomic
 from e2e.errors import E2EError
 
 MAGIC = b"E2ECKPT1"  # first layout: header in front
@@ -65,30 +64,18 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
-    # Created with mode 0666 like any file, so the umask decides (mkstemp would force 0600);
-    # O_EXCL and a random name keep it private to this write.
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.write(TRAILER)
-            f.write(hashlib.sha256(payload).digest())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
-            e.filename = str(path)  # "disk full" alone does not say where
-        raise
-    _fsync_dir(path.parent)
+    write_atomic(path, payload + TRAILER + hashlib.sha256(payload).digest())
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The dict a checkpoint holds, its checksum verified (or a model.safetensors, as one)."""
     path = Path(path)
     if not path.exists():
         raise E2EError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":  # the best weights (e2e.engine.weights), as a dict
+        from e2e.engine.weights import load_as_checkpoint
+
+        return load_as_checkpoint(path, map_location)
     data = path.read_bytes()
     if len(data) >= len(TRAILER) + 32 and data[-40:-32] == TRAILER:
         digest, payload = data[-32:], data[:-40]
@@ -142,14 +129,23 @@ def _to_tuples(x: Any) -> Any:
     return tuple(_to_tuples(v) for v in x) if isinstance(x, list) else x
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
+
+def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path,
+                     ) -> None:
+    """`model.load_state_dict(state)`, or one line naming what does not fit (torch's message
+    is a page): weights saved from another architecture, e.g. after a `--set model.*`."""
+    own = model.state_dict()
+    shapes = [f"{k} {list(v.shape)} in the file vs {list(own[k].shape)} in the model"
+              for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if not (shapes or missing or unexpected):
+        model.load_state_dict(state)
         return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    parts = [f"{len(shapes)} tensor(s) differ in shape (first: {shapes[0]})"] if shapes else []
+    parts += [f"{len(missing)} missing (first: {missing[0]})"] if missing else []
+    parts += [f"{len(unexpected)} unexpected (first: {unexpected[0]})"] if unexpected else []
+    raise E2EError(f"the weights in {source} do not fit the model the config builds: "
+                   f"{'; '.join(parts)}. The model.* settings (config.yaml, --set) must be "
+                   "those the weights were trained with: drop the --set model.* that changed "
+                   "them")

@@ -14,6 +14,14 @@ How the engine uses several processes (`torchrun --nproc-per-node N -m e2e train
   rank 0's running statistics at every forward, and `sync_buffers` does so before each
   evaluation, so every rank evaluates the same weights and takes the same decisions.
 - Only rank 0 logs and writes the run directory.
+
+Several machines (`e2e train ... --nproc N --nnodes M --node-rank R --rdzv-endpoint HOST:PORT`,
+the same command on each): torchrun's c10d rendezvous at HOST:PORT (machine 0, which hosts it)
+gathers the M launchers and numbers their processes; ranks, and so the machine rank 0 runs on,
+are the rendezvous's choice. The weights are those of one machine running M x N processes.
+`--max-restarts K`: when a process dies, torchrun stops the others and starts them all again
+(up to K times); a restarted process resumes from RUN/checkpoints/last.pt (see `restarted`).
+Every process reads that checkpoint, so RUN must be on a filesystem all machines share.
 """
 
 from __future__ import annotations
@@ -131,20 +139,90 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(nproc: int, args: list[str]) -> int:
-    """Run `e2e ARGS` in `nproc` processes on this machine with torchrun; its exit status.
+@dataclass(frozen=True)
+class Nodes:
+    """The machines of one run, as each launcher is told: how many, which one this is, where
+    they meet (torchrun's c10d rendezvous), and how often a failed run is started again."""
 
-    For several machines, run torchrun yourself on each (see README, "Distributed training").
-    """
+    count: int = 1
+    rank: int | None = None  # this machine's index; machine 0 hosts the rendezvous
+    endpoint: str = ""  # HOST:PORT of the rendezvous; on one machine, a free local port
+    run_id: str = "e2e"  # tells apart two runs that share an endpoint
+    max_restarts: int = 0
+
+    def check(self) -> None:
+        """Refuse flags that cannot describe one run, with the fix, before anything starts."""
+        if self.count < 1:
+            raise E2EError(f"--nnodes must be at least 1, got {self.count}")
+        if self.rank is not None and not 0 <= self.rank < self.count:
+            raise E2EError(f"--node-rank {self.rank} is outside 0..{self.count - 1}: number "
+                           f"the {self.count} machine(s) of --nnodes {self.count} from 0")
+        if self.max_restarts < 0:
+            raise E2EError(f"--max-restarts must be 0 or more, got {self.max_restarts}")
+        if self.count > 1 and not self.endpoint:
+            raise E2EError(f"--nnodes {self.count} needs --rdzv-endpoint HOST:PORT: machine "
+                           "0's address and a free port, the same on every machine")
+        if self.endpoint:
+            parse_endpoint(self.endpoint)
+        if not self.run_id or not all(c.isalnum() or c in "-_." for c in self.run_id):
+            raise E2EError(f"--rdzv-id {self.run_id!r} must be letters, digits, '-', '_' or "
+                           "'.', and the same on every machine (e.g. $SLURM_JOB_ID)")
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, int]:
+    """HOST:PORT (or [IPv6]:PORT) -> (host, port), or a one-line E2EError."""
+    host, sep, port = endpoint.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise E2EError(f"--rdzv-endpoint {endpoint!r} is not HOST:PORT: give machine 0's "
+                       "address and a free port (1-65535), e.g. node0:29500")
+    return host, int(port)
+
+
+def torchrun_command(nproc: int, args: list[str], nodes: Nodes = Nodes()) -> list[str]:
+    """The torchrun command line that runs `e2e ARGS` in `nproc` processes on this machine,
+    one of `nodes.count` machines."""
     if nproc < 1:
         raise E2EError(f"--nproc must be at least 1, got {nproc}")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+    nodes.check()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nodes.count),
            "--nproc-per-node", str(nproc), "--rdzv-backend", "c10d",
-           "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "e2e", *args]
+           "--rdzv-endpoint", nodes.endpoint or f"127.0.0.1:{free_port()}",
+           "--rdzv-id", nodes.run_id, "--max-restarts", str(nodes.max_restarts)]
+    if nodes.rank is not None:
+        # Say who hosts the rendezvous, rather than let torchrun guess from host names
+        # (on one machine, or where HOST is an alias, every launcher would guess itself).
+        cmd += ["--rdzv-conf", f"is_host={int(nodes.rank == 0)}"]
+    return [*cmd, "-m", "e2e", *args]
+
+
+def launch(nproc: int, args: list[str], nodes: Nodes = Nodes()) -> int:
+    """Run `e2e ARGS` in `nproc` processes on this machine with torchrun; its exit status.
+
+    With `nodes`, this machine is one of several: run the same command on each of them.
+    """
+    cmd = torchrun_command(nproc, args, nodes)
     env = {**os.environ}
     # torchrun would set 1 thread per process with a warning; share the cores out instead.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     return run_child(cmd, env)
+
+
+def under_torchrun() -> bool:
+    """True in a process that torchrun started."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+def restarted() -> int:
+    """How many times torchrun has started this run's processes again after a failure
+    (`--max-restarts`); 0 on the first attempt and without torchrun. A restarted process
+    resumes from the run's last checkpoint, where there is one."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+
+
+def elastic() -> bool:
+    """True under torchrun with `--max-restarts` above 0: this process may be started again."""
+    return int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", 0)) > 0
 
 
 def run_child(cmd: list[str], env: dict[str, str]) -> int:

@@ -12,6 +12,7 @@ back to the resumed step when a run resumes, so it never holds duplicate steps. 
 from __future__ import annotations
 
 import csv
+import io
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -201,13 +202,19 @@ class MetricsLog:
             self.tensorboard.flush()  # a killed run keeps every row it logged, like the CSV
 
     def _truncate_after(self, step: int) -> None:
+        """A resumed run: drop the rows logged after its checkpoint, and the test/* rows of an
+        earlier end (the run's end measures the test split again, so one set stays, even when
+        a finished run is resumed). Rewritten atomically: report and plots read this file."""
+        from e2e.atomic import write_atomic
+
         with self.path.open(newline="") as f:
             rows = [r for r in csv.reader(f)][1:]
-        kept = [r for r in rows if r and int(r[0]) <= step]
-        with self.path.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(self.FIELDS)
-            w.writerows(kept)
+        kept = [r for r in rows if r and int(r[0]) <= step and not r[3].startswith("test/")]
+        text = io.StringIO()
+        w = csv.writer(text)
+        w.writerow(self.FIELDS)
+        w.writerows(kept)
+        write_atomic(self.path, text.getvalue())
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -13,28 +13,26 @@ from typing import Any
 from torch import nn
 
 from e2e.config import Config, merge, read_yaml
-from e2e.engine.checkpoint import load_checkpoint
+from e2e.engine.checkpoint import load_checkpoint, load_model_state
 from e2e.engine.run import RunDir
-from e2e.engine.weights import FILENAME as WEIGHTS_FILE
 from e2e.engine.weights import load_as_checkpoint
 from e2e.errors import E2EError
 
 
 def checkpoint_path(run: RunDir, checkpoint: str = "best") -> Path:
-    """`best` (falling back to `last`), `last`, or a checkpoint file."""
-    if checkpoint in ("best", "last"):
-        if checkpoint == "best" and run.best.exists():
-            return run.best
-        if not run.last.exists() and (run.path / WEIGHTS_FILE).exists():
-            return run.path / WEIGHTS_FILE  # a run kept as its model.safetensors alone
+    """`best` (RUN/model.safetensors; a run of an older e2e: checkpoints/best.pt; falling back
+    to `last`), `last` (falling back to the best weights of a run kept as those alone), or a
+    checkpoint file."""
+    if checkpoint == "best":
+        return run.weights()
+    if checkpoint == "last":
         return run.last if run.last.exists() else run.weights()
     return Path(checkpoint)
 
 
-def restore_model(task, cfg: Config, path: Path, device: str = "cpu"
-                  ) -> tuple[nn.Module, dict[str, Any]]:
+def restore_model(task, cfg: Config, path: Path, device: str = "cpu") -> tuple[nn.Module, Any]:
     """The task's model with the weights in `path`, in eval mode, and the data info saved
-    with them."""
+    with them (the task's Info; saved as its dict form)."""
     ckpt = load_as_checkpoint(path, device) if path.suffix == ".safetensors" else \
         load_checkpoint(path, map_location=device)
     if not isinstance(ckpt.get("info"), dict) or "model" not in ckpt:
@@ -43,15 +41,14 @@ def restore_model(task, cfg: Config, path: Path, device: str = "cpu"
     if ckpt.get("task", cfg.task) != cfg.task:
         raise E2EError(f"{path} holds a '{ckpt['task']}' model but the run's config says "
                        f"task '{cfg.task}'")
-    info: dict[str, Any] = ckpt["info"]
-    task.setup(cfg, info)
+    info = task.Info.from_dict(ckpt["info"])
     model = task.build_model(cfg, info).to(device)
-    model.load_state_dict(ckpt["model"])
+    load_model_state(model, ckpt["model"], path)
     return model.eval(), info
 
 
 def load_run(task, run: str | Path, device: str = "cpu", checkpoint: str = "best",
-             command: str = "") -> tuple[Config, nn.Module, dict[str, Any], Path]:
+             command: str = "") -> tuple[Config, nn.Module, Any, Path]:
     """(config, model in eval mode, data info, checkpoint path) of a run of `task`."""
     run_dir = RunDir(run)
     run_dir.require()

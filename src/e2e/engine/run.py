@@ -3,11 +3,16 @@
     RUN/config.yaml        the resolved config (`--config RUN/config.yaml` accepts it back)
     RUN/metrics.csv        step, epoch, time_s, metric, value
     RUN/checkpoints/last.pt  full training state, for exact resume
-    RUN/checkpoints/best.pt  weights with the best `train.monitor`
-    RUN/model.safetensors  the same weights for any tool (safetensors); RUN/model.json its info
+    RUN/model.safetensors  the weights with the best `train.monitor`, for e2e and any other
+                           tool (e2e.engine.weights); RUN/model.json its info
     RUN/gradflow.json      per-parameter gradient norms after the first backward pass
     RUN/results.json       final numbers; RUN/report.md and *.png
     RUN/.lock              held (flock) by the one process training the run; holds its PID
+    RUN/.e2e-run           written first, when e2e takes a folder for a run: what tells an e2e
+                           run from another tool's folder (which may well hold a config.yaml,
+                           checkpoints/ or a .lock of its own)
+
+Files another command reads are written atomically (e2e.atomic).
 
 One writer per run directory: `fit` holds RUN/.lock for the whole run, resume included, so a
 second `e2e train --out RUN` or `--resume RUN` is refused while the first runs. The kernel
@@ -17,6 +22,7 @@ drops the lock when its process dies, so the lock of a killed run is simply take
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -26,11 +32,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import yaml
 
-from e2e.config import Config
+from e2e.atomic import write_atomic
+from e2e.config import SECTIONS, Config
 from e2e.engine.progress import read_metrics
 from e2e.engine.results import is_detail
 from e2e.errors import E2EError
+
+MARKER = ".e2e-run"
 
 
 class RunDir:
@@ -39,7 +49,9 @@ class RunDir:
         self.config = self.path / "config.yaml"
         self.metrics = self.path / "metrics.csv"
         self.last = self.path / "checkpoints" / "last.pt"
-        self.best = self.path / "checkpoints" / "best.pt"
+        self.best = self.path / "model.safetensors"
+        self.legacy_best = self.path / "checkpoints" / "best.pt"  # the best weights of an older e2e
+        self.marker = self.path / MARKER
         self.gradflow = self.path / "gradflow.json"
         self.results = self.path / "results.json"
         self.report = self.path / "report.md"
@@ -62,6 +74,8 @@ class RunDir:
                                f"not empty (it holds {shown}); choose a new or empty folder "
                                "so nothing of yours is overwritten")
         self.path.mkdir(parents=True, exist_ok=True)
+        if not self.marker.exists():
+            write_atomic(self.marker, "a run directory of e2e (https://pypi.org/project/e2e)\n")
         fd = os.open(self.lockfile, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
             try:
@@ -75,13 +89,70 @@ class RunDir:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             self.remove_temporaries()
-            yield
+            try:
+                yield
+            except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise E2EError(self.disk_full(e)) from e
+                raise
         finally:
             os.close(fd)  # releases the lock
 
+    def disk_full(self, e: OSError) -> str:
+        """The one line for a disk that filled up during the run: what is left, what to do."""
+        where = f" ({e.filename})" if e.filename else ""
+        if self.last.exists():  # written atomically: the old file or the new one, whole
+            return (f"no space left on the device{where}: the last checkpoint {self.last} is "
+                    f"intact; free some space, then continue with `e2e train --resume "
+                    f"{self.path}`")
+        return (f"no space left on the device{where} before the first checkpoint: there is "
+                f"nothing to resume in {self.path}; free some space or choose another --out, "
+                "then start the run again")
+
     def is_run(self) -> bool:
-        """True for a folder e2e trained in (now or before), whatever state it was left in."""
-        return self.lockfile.exists() or self.last.exists() or self.best.exists()
+        """True for a folder e2e trained in (now or before), whatever state it was left in:
+        it holds e2e's marker, or (runs made before the marker) an e2e config naming a known
+        application beside a metrics.csv. Another tool's config.yaml, checkpoints/ or .lock
+        do not make a run."""
+        if self.marker.is_file():
+            return True
+        if not self.metrics.is_file():
+            return False
+        try:
+            self.read_config()
+        except E2EError:
+            return False
+        return True
+
+    def read_config(self) -> dict:
+        """RUN/config.yaml as written by e2e: a mapping naming a known application. Refuses
+        (E2EError) an empty, unreadable or foreign file instead of falling back to defaults."""
+        from e2e.tasks import TASKS
+
+        what = f"{self.config} (the run's settings)"
+        try:
+            text = self.config.read_text()
+            raw = yaml.safe_load(text) if text.strip() else None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise E2EError(f"cannot read {what}: {reason}; restore it from a copy, or train a "
+                           "new run (its settings cannot be guessed)") from None
+        if raw is None:
+            raise E2EError(f"{what} is empty; restore it from a copy, or train a new run "
+                           "(its settings cannot be guessed: resuming with the defaults would "
+                           "train another model)")
+        if not isinstance(raw, dict):
+            raise E2EError(f"{what} is not an e2e config (a mapping of task, train, data, "
+                           "model); restore it from a copy, or train a new run")
+        unknown = sorted(set(raw) - {"task", *SECTIONS})
+        if unknown:
+            raise E2EError(f"{what} is not an e2e config: unknown section(s) {unknown}; an "
+                           f"e2e run's config has task, {', '.join(SECTIONS)}")
+        task = raw.get("task")
+        if not isinstance(task, str) or task not in TASKS:
+            raise E2EError(f"{what} names no known application (task: {task!r}; known: "
+                           f"{', '.join(TASKS)}); restore it from a copy, or train a new run")
+        return raw
 
     def remove_temporaries(self) -> list[Path]:
         """Delete the temporary files of interrupted atomic writes (`.NAME.XXXX.tmp`).
@@ -102,16 +173,25 @@ class RunDir:
         cfg.save(self.config)
 
     def require(self) -> None:
+        """Refuse a folder that is not a run, or whose config.yaml is empty or damaged."""
         if not self.config.exists():
             raise E2EError(f"{self.path} is not a run directory (no config.yaml); "
                            "pass the --out directory of an `e2e train` run")
+        self.read_config()
 
     def weights(self) -> Path:
-        """The checkpoint to predict with: best if one was chosen, else last."""
-        for p in (self.best, self.last):
+        """The weights to predict with: the best if chosen, else the last checkpoint."""
+        from e2e.engine.weights import is_old_format
+
+        # A run of an older e2e: its best.pt, where its model.safetensors is of a format that
+        # is no longer trusted.
+        old = self.legacy_best.exists() and self.best.exists() and is_old_format(self.best)
+        for p in (self.legacy_best if old else self.best, self.legacy_best, self.last):
             if p.exists():
                 return p
-        raise E2EError(f"{self.path} has no checkpoint yet (checkpoints/best.pt or last.pt)")
+        raise E2EError(f"{self.path} has no weights yet (model.safetensors or "
+                       "checkpoints/last.pt): it was stopped before its first evaluation or "
+                       "checkpoint")
 
 
 def write_report(run: RunDir, cfg: Config, results: dict, extra: str = "") -> None:
@@ -125,7 +205,7 @@ def write_report(run: RunDir, cfg: Config, results: dict, extra: str = "") -> No
             lines.append(f"| {k} | {v} |")
     lines += ["", "![training curves](curves.png)", "", extra, "", "## Config", "",
               "```yaml", cfg.to_yaml().rstrip(), "```", ""]
-    run.report.write_text("\n".join(lines))
+    write_atomic(run.report, "\n".join(lines))
 
 
 def plot_curves(run: RunDir) -> None:

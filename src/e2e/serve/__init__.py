@@ -1,7 +1,7 @@
 """`e2e serve RUN... [--port P]`: a demo page per trained run, on 127.0.0.1 by default.
 
-See `app.py` for how a task plugs its page in (`demo_input`, `demo_answer`, optionally
-`demo_page(info)` for extra template values such as track seeds).
+See `app.py` for how an application's serving side plugs its page in (`demo_input`,
+`demo_answer`, optionally `demo_page(cfg, info)` for extra template values such as track seeds).
 
 HTTP API (one page and one endpoint per loaded run, named after its folder):
 
@@ -16,7 +16,9 @@ HTTP API (one page and one endpoint per loaded run, named after its folder):
 Errors are JSON `{"error": "..."}`: 400 unreadable input, 404 no such model, 408 a request not
 sent within `--timeout` (20 s), 413 over `--max-upload-mb` (2 MB) or `--max-megapixels` (16 MP,
 read from the image header before decoding), 415 wrong type, 503 busy (at most `--max-decodes`
-answers at once, `--max-connections` connections). Everything echoed back is escaped.
+answers at once; `--max-connections` connections, 8 per address, idle ones closed first), 429
+more than 4 requests at once from one address. Every answer carries a Content-Security-Policy,
+X-Frame-Options, nosniff and Referrer-Policy; everything echoed back is escaped.
 
     curl -F file=@shoe.png http://127.0.0.1:8000/api/fashion-mnist
     curl -F text="The file could not be opened." http://127.0.0.1:8000/api/messages
@@ -52,29 +54,35 @@ def serve(runs: list[str | Path], host: str = "127.0.0.1", port: int = 8000,
     import uvicorn
     from PIL import Image
 
+    from e2e.data import images
+    from e2e.errors import check_range
     from e2e.serve.app import Limits, create_app, load_models
-    from e2e.serve.limits import timed_protocol
+    from e2e.serve.limits import ConnectionLimits, limited_protocol
 
     if not runs:
         raise E2EError("name at least one run directory to serve")
+    check_range("--port", port, 0, 65535)
     for name, value in (("--max-upload-mb", max_upload_mb), ("--max-megapixels", max_megapixels),
                         ("--max-decodes", max_decodes), ("--timeout", timeout_s),
                         ("--max-connections", max_connections)):
-        if not value > 0:
-            raise E2EError(f"{name} must be greater than 0, got {value}")
+        check_range(name, value, 1e-3)
     check_port(host, port)
     models = load_models(runs, backend)
     limits = Limits(max_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
                     max_decodes=max_decodes)
-    # Any decode that skipped the app's check still stops far below Pillow's 89 MP default.
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    # Any decode that skipped the app's check still stops far below Pillow's 89 MP default;
+    # the tasks' own image reading (e2e.data.images) takes this server's limit.
+    Image.MAX_IMAGE_PIXELS = images.MAX_PIXELS = limits.max_pixels
     app = create_app(models, limits=limits)
     for name, m in models.items():
         print(f"{m.task.name:<8} {m.predictor.run.path}  ->  http://{host}:{port}/m/{name}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who can reach this machine can use it")
     print(f"serving on http://{host}:{port}/  (Ctrl-C stops)", flush=True)
-    # http: every request must arrive whole within timeout_s; limit_concurrency: connections
-    # beyond max_connections get 503 at once instead of queueing without bound
-    uvicorn.run(app, host=host, port=port, log_level="warning", http=timed_protocol(timeout_s),
-                limit_concurrency=max_connections, timeout_keep_alive=5)
+    # http: every request must arrive whole within timeout_s; idle connections are closed
+    # first when one address, or all, hold too many (e2e.serve.limits)
+    connections = ConnectionLimits(timeout_s=timeout_s, idle_s=min(5.0, timeout_s),
+                                   max_connections=max_connections,
+                                   max_per_client=min(8, max_connections))
+    uvicorn.run(app, host=host, port=port, log_level="warning",
+                http=limited_protocol(connections), timeout_keep_alive=5)

@@ -36,13 +36,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
                    help="a request must arrive whole within this time (default 20)")
     p.add_argument("--max-connections", type=int, default=32,
-                   help="open connections served at once; more get 503 (default 32)")
+                   help="open connections at once (8 per client address); past it the "
+                        "oldest idle one is closed, or the new one gets 503 (default 32)")
     p.set_defaults(handler=cmd_serve)
 
 
 def cmd_export(args) -> int:
+    from e2e.errors import check_range
     from e2e.export import export_run
 
+    check_range("--tolerance", args.tolerance, 0)
     manifest = export_run(args.run, args.format, args.out, args.tolerance, args.dynamo)
     print(f"exported {len(manifest['graphs'])} graph(s) of the {manifest['task']} model; "
           f"manifest: {(args.out or args.run.rstrip('/') + '/export')}/manifest.json")

@@ -26,8 +26,6 @@ from e2e.tasks import load_config
 from e2e.tasks.driving.closed_loop import ExpertPolicy, NetPolicy, drive, summarize
 from e2e.tasks.driving.sim import make_env, parse_seeds
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "driving"
-
 
 @dataclass
 class DrivingCompare:
@@ -40,13 +38,14 @@ class DrivingCompare:
     sizes: tuple[int, ...] = (5, 10, 25, 50, 100, 200)
     # --quick: shorter training, one validation track, two test tracks (~10 min on 2 cores)
     quick_overrides: tuple[str, ...] = ("train.epochs=3", "data.val_seeds=500",
-                                        "data.test_seeds=1000-1001")
-    # The full comparison trains with bench/driving.py's recipe, every size for the same
-    # number of optimizer steps (about what 8 epochs of 40 tracks take), so the curve shows
-    # what more data buys at a fixed cost rather than what more epochs buy; every row drives
-    # the benchmark's 100 unseen tracks (about 2 hours on one core in all).
-    full_recipe: str = "bench.yaml"
-    full_overrides: tuple[str, ...] = ("train.max_steps=2000", "data.test_seeds=1000-1099")
+                                        "data.test_seeds=1000-1001", "data.dagger_rounds=0")
+    # The full comparison trains with the default recipe (bench/driving.py's) by behavior
+    # cloning alone, every size for the same number of optimizer steps (about what 8 epochs
+    # of 40 tracks take), so the curve shows what more data buys at a fixed cost rather than
+    # what more epochs buy; every row drives the benchmark's 100 unseen tracks (about 2 hours
+    # on one core in all).
+    full_overrides: tuple[str, ...] = ("train.max_steps=2000", "data.test_seeds=1000-1099",
+                                       "data.dagger_rounds=0")
     timing_frames: int = 200  # frames the inference time per frame is measured on
 
 
@@ -73,7 +72,7 @@ def _sizes(opts: CompareOptions, s: DrivingCompare, n: int) -> list[int]:
 def _config(opts: CompareOptions, s: DrivingCompare) -> Config:
     if opts.quick:
         return load_config(None, "driving", [*s.quick_overrides, *opts.overrides])
-    return load_config(CONFIGS / s.full_recipe, "driving", [*s.full_overrides, *opts.overrides])
+    return load_config(None, "driving", [*s.full_overrides, *opts.overrides])
 
 
 def compare_driving(opts: CompareOptions, bar: tqdm,

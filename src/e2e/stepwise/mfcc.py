@@ -14,7 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from e2e.config import Config
 from e2e.errors import DatasetMissing, E2EError
+from e2e.tasks.speech.info import SpeechInfo
+from e2e.tasks.speech.serving import SpeechServing
 from e2e.tasks.speech.task import SpeechTask
 
 COEFFICIENTS = 13
@@ -67,8 +70,12 @@ class MfccFrontend(nn.Module):
 
     channels = CHANNELS
 
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """librosa's frame count (centred frames), inputs padded to one window."""
+        return 1 + torch.div(lengths.clamp_min(WINDOW), HOP, rounding_mode="floor")
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        waves = x.detach().float().cpu().numpy()
+        waves = x.detach().cpu().numpy()
         feats = [mfcc_features(w[:n]) for w, n in zip(waves, lengths.tolist())]
         frames = torch.tensor([len(f) for f in feats], device=lengths.device)
         out = torch.zeros(len(feats), CHANNELS, int(frames.max()), device=x.device)
@@ -77,19 +84,25 @@ class MfccFrontend(nn.Module):
         return out, frames
 
 
-class MfccSpeechTask(SpeechTask):
-    """Speech recognition the stepwise way: fixed MFCCs, then the same conformer and CTC.
+class MfccSpeechServing(SpeechServing):
+    """The speech serving side, without export."""
 
-    Registered as task `speech-mfcc`: `e2e train speech-mfcc` trains it and a run of it
-    loads like any other. Its front end runs in NumPy, outside the graph, so it has no export.
-    """
-
-    name = "speech-mfcc"
-
-    def front_end(self) -> tuple[nn.Module | None, int]:
-        return MfccFrontend(), CHANNELS
-
-    def export_specs(self, model: nn.Module, info: dict) -> dict:
+    def export_specs(self, model: nn.Module, cfg: Config, info: SpeechInfo) -> dict:
         raise E2EError("a speech-mfcc model cannot be exported: its librosa MFCC front end "
                        "runs in NumPy, outside the graph; export a run of the end-to-end "
                        "`speech` task")
+
+
+class MfccSpeechTask(SpeechTask):
+    """Speech recognition the stepwise way: fixed MFCCs, then the same conformer and CTC.
+
+    Registered as task `speech-mfcc` by this package's entry point (group `e2e.tasks` in
+    pyproject.toml): `e2e train speech-mfcc` trains it and a run of it loads like any other.
+    Its front end runs in NumPy, outside the graph, so it has no export.
+    """
+
+    name = "speech-mfcc"
+    Serving = MfccSpeechServing
+
+    def front_end(self) -> tuple[nn.Module | None, int]:
+        return MfccFrontend(), CHANNELS

@@ -55,6 +55,7 @@ class Comparison:
     rows: list[Row]
     notes: str  # Markdown: the data, the split, what each side is
     metric: Metric = field(default_factory=Metric)
+    details: str = ""  # Markdown after the main table and plot (e.g. a robustness table)
 
 
 def nested_sizes(n: int, fractions: tuple[float, ...], minimum: int = 20) -> list[int]:

@@ -8,15 +8,15 @@ Three systems, at nested training-set sizes, scored on the same test sets:
 - stepwise: MFCC + DTW isolated-word recognizer (e2e.stepwise.mfcc_dtw), its templates
   single words spoken by the corpus's training voices; nothing is learned by gradient.
 
-Training data: the full comparison trains on bench/speech.py's mix (configs/speech/real-mix.yaml):
-the espeak-ng + flite corpus (`e2e data speech-synth`) and real voice acting from the game
-corpora (`e2e data speech-real`), speakers held out; --quick trains on a small espeak-ng corpus
-alone. Subsets are nested: prefixes of the synthetic plan (`data.n`) and of one fixed shuffle of
-the real clips (`data.real_n`), the same fraction of each. The primary quality is WER on the
-Asterisk number words and letters (a real human voice at 8 kHz, never trained on), which all
-three can be scored on; the neural models decode it with the word-list beam search. The
-networks' greedy WER and CER on the other test sets (held-out game speakers, the unseen
-corpus, synthetic voices) go into the notes.
+Training data: the full comparison trains on the default recipe's mix (bench/speech.py's): the
+espeak-ng + flite corpus (`e2e data speech-synth`) and real voice acting from the game corpora
+(`e2e data speech-real`), speakers held out; --quick trains on a small espeak-ng corpus alone (the
+named recipe `synthetic`). Subsets are nested: prefixes of the synthetic plan (`data.n`) and of one
+fixed shuffle of the real clips (`data.real_n`), the same fraction of each. The primary quality is
+WER on the Asterisk number words and letters (a real human voice at 8 kHz, never trained on), which
+all three can be scored on; the neural models decode it with the word-list beam search. The
+networks' greedy WER and CER on the other test sets (held-out game speakers, the unseen corpus,
+synthetic voices) go into the notes.
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ from e2e.errors import E2EError
 from e2e.stepwise.report import CompareOptions, Comparison, Metric, Row, nested_sizes
 from e2e.tasks import load_config
 
-# The budgets (--set overrides win). --quick: 600 espeak-ng utterances and 90 s per network,
-# about 10 minutes on 2 cores in all; otherwise bench/speech.py's real + synthetic mix and 10
-# minutes per network, about two hours in all. The budget is time: the LR schedule follows
-# the clock (train.schedule_by_time) and max_steps is only a ceiling, so a slower machine gets
-# fewer steps but the same, completed schedule.
+# The budgets (--set overrides win). --quick: 600 espeak-ng utterances (the recipe `synthetic`)
+# and 90 s per network, about 10 minutes on 2 cores in all; otherwise the default recipe's
+# real + synthetic mix and 10 minutes per network, about two hours in all. The budget is time:
+# the LR schedule follows the clock (train.schedule_by_time) and max_steps is only a ceiling,
+# so a slower machine gets fewer steps but the same, completed schedule.
 QUICK = ["data.n=600", "data.n_val=60", "data.n_test=60", "train.max_steps=1000",
          "train.time_limit=90", "train.schedule_by_time=true", "train.eval_every=100"]
-RECIPE = Path(__file__).resolve().parents[3] / "configs" / "speech" / "real-mix.yaml"
+QUICK_RECIPE = "synthetic"
 FULL = ["train.max_steps=20000", "train.time_limit=600", "train.schedule_by_time=true",
         "train.eval_every=500"]
 MAX_TEMPLATES_PER_WORD = 20  # DTW cost grows with the templates; 20 per word is plenty
@@ -73,7 +73,7 @@ def plan(opts: CompareOptions) -> Plan:
 
     overrides = ([f"data.source={opts.data}"] if opts.data else []) + \
         (QUICK if opts.quick else FULL) + ["data.asterisk=false"] + list(opts.overrides)
-    cfg = load_config(None if opts.quick else RECIPE, "speech", overrides)
+    cfg = load_config(QUICK_RECIPE if opts.quick else None, "speech", overrides)
     if cfg.data.source != "synth":
         raise E2EError(f"e2e compare speech trains on the espeak-ng corpus (data.source=synth); "
                        f"got '{cfg.data.source}'. The DTW templates need single words from the "
@@ -149,7 +149,8 @@ def score_network(out: Path, tests: WordSets) -> tuple[dict[str, float], float]:
         words = tests.sets[name][1]  # for the CTC loss transcribe_set also reports; unused
         with torch.no_grad():
             hyps, _ = pred.task.transcribe_set(
-                pred.model, SpeechSet(waves, words, [name] * len(waves)), beam=True)
+                pred.model, SpeechSet(waves, words, [name] * len(waves)), pred.cfg, pred.info,
+                beam=True)
         return hyps, time.perf_counter() - started
 
     return tests.score(transcribe)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import torch
 from tqdm import tqdm
 
 from e2e import api
@@ -54,16 +55,42 @@ def compare_vision(opts: CompareOptions, bar: tqdm) -> Comparison:
         bar.update()
     bar.set_description("vision: layer-wise CNN on all examples")
     lw = train_layerwise(cfg, opts.out / "vision" / "layerwise")
+    bar.set_description("vision: the three on corrupted test images")
+    shown = 2000 if opts.quick else len(test_y)  # --quick: corrupt the first 2,000 only
+    robust = corruption_table(api.load(out), classifier, hog_cfg, lw, splits.info,
+                              test_x[:shown], test_y[:shown])
     rows.append(Row("stepwise: same CNN, layer-wise", len(train_y), lw["test/accuracy"],
                     lw["train_seconds"], float("nan"), f"{lw['parameters']:,} parameters"))
     bar.update()
     stages = ", ".join(f"after block {s['depth']}: {s['test/accuracy']:.4f}"
                        for s in lw["stages"])
-    notes = (f"Data: {splits.info['source']}, {len(train_y):,} training / {len(test_y):,} test "
+    notes = (f"Data: {splits.info.source}, {len(train_y):,} training / {len(test_y):,} test "
              f"examples; quality = test accuracy. Both CNN rows train for {cfg.train.epochs} "
              f"epochs in total (layer-wise: split evenly over {len(lw['stages'])} stages; "
              f"test accuracy {stages}).")
-    return Comparison(rows, notes)
+    return Comparison(rows, notes, details=robust)
+
+
+def corruption_table(e2e: api.Predictor, hog_classifier, hog_cfg, layerwise: dict,
+                     info, test_x: torch.Tensor, test_y: torch.Tensor) -> str:
+    """Markdown: the end-to-end model, HOG + linear and the layer-wise CNN, each trained on
+    all the training images, on the test set under every corruption (corruptions.py)."""
+    from e2e.stepwise.hog import hog_features
+    from e2e.tasks.vision.corruptions import model_labels, robustness, table
+
+    systems = {
+        "end to end": model_labels(e2e.model, e2e.info, e2e.cfg.model.tta_flip),
+        "HOG + linear": lambda x: torch.from_numpy(
+            hog_classifier.predict(hog_features(x, hog_cfg))),
+        "layer-wise": model_labels(layerwise["model"], info, e2e.cfg.model.tta_flip)}
+    results = {name: robustness(predict, test_x, test_y) for name, predict in systems.items()}
+    return "\n".join([
+        "### When the picture changes", "",
+        f"Robustness (`e2e robustness RUN` for one run): accuracy on {len(test_y):,} test images "
+        "changed as a camera and a scene change them, 11 corruptions x 3 severities "
+        "(e2e/tasks/vision/corruptions.py), mean over severities; mean corrupted = over "
+        "all 33. HOG + linear and the layer-wise CNN train on clean images (no data.augment).",
+        "", *table(results)])
 
 
 def jobs(opts: CompareOptions) -> int:

@@ -1,19 +1,29 @@
 """The task contract: every hook that any part of e2e calls, its meaning and its default.
 
-An application is a subclass of `Task` in its own package under `e2e/tasks/`, registered by
-one line in `e2e/tasks/__init__.py`. The engine, the API, export, the demo server and the
-CLI call only what is declared here: they never probe a task with `hasattr` and never branch
-on its name. A hook an application has no use for keeps its default.
+An application is two classes in its own package under `e2e/tasks/`: a `Task` (the training
+side: configs, data, model, loss, evaluation, report) and a `Serving` (the deployment side:
+predict, output formats, export, demo page), which the task names as `Task.Serving`. What
+the model needs to know about its data is one `Info` dataclass per application, named as
+`Task.Info`, saved as JSON in checkpoints. Applications are registered by name in
+`e2e.tasks.TASKS` (the built-in four) or by a package's entry point in the group `e2e.tasks`.
 
-    who calls            hooks
-    engine.fit           default_train, build_data, setup, build_model, collate,
-                         prepare_batch, loss, evaluate, report
-    e2e.load / predict   setup, build_model, predict, predict_inputs, format_prediction
-    e2e evaluate         evaluate, signature
-    e2e export           export_specs, from_exported
-    e2e serve            demo_input, demo_page, demo_answer
-    e2e train --dagger   train_with_expert
-    the CLI              CLI (a module adding the application's own commands; see below)
+Hooks are stateless: no hook stores anything on the task or serving object; each takes what
+it needs (`cfg`, `info`) as arguments. The engine, the API, export, the demo server and the
+CLI call only what is declared here: they never probe with `hasattr` and never branch on an
+application's name. A hook an application has no use for keeps its default.
+
+    who calls              hooks
+    e2e train / e2e.train  Task.train (default: engine.fit; driving: DAgger rounds of fit)
+    engine.fit             Task.build_data, build_model, collate, prepare_batch, loss,
+                           evaluate, report; Info.to_dict (checkpoints, model.safetensors)
+    e2e config             Task.default_config, default_train
+    e2e.load (restore)     Task.build_model; Info.from_dict
+    e2e evaluate           Task.build_data, evaluate, signature; Info.check_data
+    e2e predict            Serving.predict_inputs, predict, format_prediction, prediction_json
+    e2e inspect            Info.describe
+    e2e export             Serving.export_specs, from_exported; Info.to_dict / from_dict
+    e2e serve              Serving.demo_input, demo_page, demo_answer
+    the CLI                CLI (a module adding the application's own commands; see below)
 
 The application's own commands (`e2e transcribe`, `e2e drive`, ...) live in its `cli.py`,
 named by the registry, with `add_parsers(sub, data_sub) -> {command: handler}`; that module
@@ -22,10 +32,11 @@ imports nothing heavy at the top, so `e2e --help` stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 from torch import nn
@@ -38,14 +49,52 @@ from e2e.errors import E2EError
 Split = TensorData | Dataset
 
 
+@dataclass(kw_only=True)
+class Info:
+    """What the model needs to know about its data (classes, input shape, vocabulary, ...):
+    one dataclass per application. Saved in every checkpoint and in model.safetensors as
+    `to_dict()` (JSON), so a run loads and serves without its dataset. Fields hold JSON
+    types (lists, not tuples), so the JSON round trip gives back an equal Info."""
+
+    source: str = ""  # where the data came from, in words (shown by e2e inspect)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | Info) -> Self:
+        """From `to_dict`'s form, which is also the plain dict that runs saved before Info
+        was typed hold (keys this version no longer has are ignored)."""
+        if isinstance(d, cls):
+            return d
+        if not isinstance(d, Mapping):
+            raise E2EError(f"the saved data info is a {type(d).__name__}, not a mapping; the "
+                           "checkpoint is damaged or of a foreign format")
+        known = {f.name for f in dataclasses.fields(cls)}
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise E2EError(f"the saved data info lacks {', '.join(missing)}, which "
+                           f"{cls.__name__} needs; retrain the run with this version of e2e")
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def check_data(self, data: Info) -> None:
+        """Raise E2EError when `data` (the info of freshly built splits) cannot be scored by
+        a model trained with this info (e.g. other classes)."""
+
+    def describe(self) -> str:
+        """One line about the data, for `e2e inspect`."""
+        return f"data: {self.source}"
+
+
 @dataclass
 class Splits:
     train: Split
     val: Split
     test: Split
-    # What the model needs to know about the data (classes, input shape, ...). Saved in every
-    # checkpoint so a run can be loaded and served without its dataset.
-    info: dict[str, Any] = field(default_factory=dict)
+    info: Info = field(default_factory=Info)  # what the model needs to know about the data
 
 
 @dataclass
@@ -78,70 +127,15 @@ def _random_like(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     raise E2EError(f"no default random input for dtype {x.dtype}; give ExportSpec.random")
 
 
-class Task:
-    """One application. Subclasses set the class attributes and implement the hooks marked
-    *required*; every other hook has a working default."""
+class Serving:
+    """The deployment side of one application: a trained model (and its config and info)
+    answering raw inputs, in the CLI, the Python API, exported graphs and the demo page.
+    Subclasses implement `predict`; every other hook has a working default."""
 
-    name: ClassVar[str] = ""
-    DataConfig: ClassVar[type]  # dataclass of the `data` section
-    ModelConfig: ClassVar[type]  # dataclass of the `model` section
-    metrics: ClassVar[tuple[str, ...]] = ()  # what `evaluate` returns; train.monitor is one
-    channels_last: ClassVar[bool] = False  # conv nets train faster with NHWC on CPU and GPU
     # The demo page's kind of input: image | audio | text | track; None = no demo page.
     demo_input: ClassVar[str | None] = None
 
-    def __init__(self) -> None:
-        self.signature = ""  # how the last evaluation scored, e.g. sacrebleu's signature
-
-    # ---- configuration ----
-    def default_config(self) -> Config:
-        """The whole default config: the task's data and model sections, its recipe."""
-        return Config(task=self.name, train=self.default_train(), data=self.DataConfig(),
-                      model=self.ModelConfig())
-
-    def default_train(self) -> TrainConfig:
-        """The training recipe this application uses by default."""
-        return TrainConfig(monitor=f"val/{self.metrics[0]}" if self.metrics else "val/loss")
-
-    def setup(self, cfg: Config, info: dict[str, Any]) -> None:
-        """Bind the config and the data's info before the model is built (for training,
-        loading, export and serving alike)."""
-        self._cfg, self._info = cfg, info
-
-    # ---- training (engine.fit) ----
-    def build_data(self, cfg: Config) -> Splits:
-        """*Required.* Train, validation and test splits of raw examples, and their info."""
-        raise NotImplementedError
-
-    def build_model(self, cfg: Config, info: dict[str, Any]) -> nn.Module:
-        """*Required.* A model that reads raw input."""
-        raise NotImplementedError
-
-    def collate(self, examples: list[dict]) -> dict:
-        """Merge examples of a Dataset split into a batch (padding, say); TensorData splits
-        are batched by slicing and never come here."""
-        return default_collate(examples)
-
-    def prepare_batch(self, batch: dict, train: bool) -> dict:
-        """A batch already on the device -> what `loss` takes (augmentation goes here)."""
-        return batch
-
-    def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
-        """*Required.* The one training signal; backward goes through every layer."""
-        raise NotImplementedError
-
-    def evaluate(self, model: nn.Module, split: Split, cfg: Config) -> dict[str, float]:
-        """*Required.* Metrics on a split; the engine calls it in eval mode under no_grad.
-        Names with one more slash (`class_accuracy/Coat`) are details, not headlines."""
-        raise NotImplementedError
-
-    def report(self, model: nn.Module, split: Split, cfg: Config, run_dir: Path) -> str:
-        """Markdown added to RUN/report.md after the test evaluation (and any plots it
-        writes into run_dir)."""
-        return ""
-
-    # ---- using a trained model ----
-    def predict(self, model: nn.Module, raw: Any, info: dict[str, Any], **options) -> list:
+    def predict(self, model: nn.Module, raw: Any, cfg: Config, info: Info, **options) -> list:
         """*Required.* Raw inputs -> one answer each."""
         raise NotImplementedError
 
@@ -162,31 +156,96 @@ class Task:
         return {"input": str(raw), "answer": answer}
 
     # ---- export (e2e export) ----
-    def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict[str, ExportSpec]:
+    def export_specs(self, model: nn.Module, cfg: Config, info: Info) -> dict[str, ExportSpec]:
         """The graphs that make up the model, each with example inputs."""
-        raise E2EError(f"the {self.name} application does not support export")
+        raise E2EError(f"the {cfg.task} application does not support export")
 
-    def from_exported(self, modules: dict[str, nn.Module], info: dict[str, Any]) -> nn.Module:
+    def from_exported(self, modules: dict[str, nn.Module], cfg: Config, info: Info
+                      ) -> nn.Module:
         """Assemble exported graphs into what `predict` takes (default: the one graph)."""
         if len(modules) != 1:
-            raise E2EError(f"the {self.name} task exports {len(modules)} graphs and must say "
-                           "how to assemble them (Task.from_exported)")
+            raise E2EError(f"the {cfg.task} task exports {len(modules)} graphs and must say "
+                           "how to assemble them (Serving.from_exported)")
         return next(iter(modules.values()))
 
     # ---- the demo page (e2e serve) ----
-    def demo_page(self, info: dict[str, Any]) -> dict[str, Any]:
-        """Extra values for the page template (e.g. the tracks to pick from)."""
+    def demo_page(self, cfg: Config, info: Info) -> dict[str, Any]:
+        """Extra values for the page template (e.g. the classes, the tracks to pick from)."""
         return {}
 
-    def demo_answer(self, model: nn.Module, raw: Any, info: dict[str, Any]) -> dict:
+    def demo_answer(self, model: nn.Module, raw: Any, cfg: Config, info: Info) -> dict:
         """One input from the page -> its JSON answer: {"top": [...]}, {"text": ...} or
         {"gif": data-URL, "note": ...}."""
-        raise E2EError(f"the {self.name} application has no demo page")
+        raise E2EError(f"the {cfg.task} application has no demo page")
 
-    # ---- learning from an expert (e2e train --dagger N) ----
-    def train_with_expert(self, cfg: Config, out: str | Path, rounds: int,
-                          quiet: bool = False) -> dict:
-        """Rounds of interactive imitation (DAgger): only applications with an expert to
-        ask (driving) have them."""
-        raise E2EError(f"--dagger needs an application with an expert to ask (driving); "
-                       f"'{self.name}' has none")
+
+class Task:
+    """The training side of one application. Subclasses set the class attributes and
+    implement the hooks marked *required*; every other hook has a working default."""
+
+    name: ClassVar[str] = ""
+    DataConfig: ClassVar[type]  # dataclass of the `data` section
+    ModelConfig: ClassVar[type]  # dataclass of the `model` section
+    Info: ClassVar[type[Info]] = Info  # what build_data learns about the data
+    Serving: ClassVar[type[Serving]] = Serving  # the deployment side
+    metrics: ClassVar[tuple[str, ...]] = ()  # what `evaluate` returns; train.monitor is one
+    channels_last: ClassVar[bool] = False  # conv nets train faster with NHWC on CPU and GPU
+
+    # ---- configuration ----
+    def default_config(self) -> Config:
+        """The whole default config: the task's data and model sections, its recipe."""
+        return Config(task=self.name, train=self.default_train(), data=self.DataConfig(),
+                      model=self.ModelConfig())
+
+    def default_train(self) -> TrainConfig:
+        """The training recipe this application uses by default."""
+        return TrainConfig(monitor=f"val/{self.metrics[0]}" if self.metrics else "val/loss")
+
+    def train(self, cfg: Config, out: str | Path, resume: bool = False,
+              quiet: bool = False) -> dict:
+        """How this application trains: one `engine.fit` by default (driving runs rounds
+        of fit). Returns the final results."""
+        from e2e.engine import fit
+
+        return fit(self, cfg, out, resume=resume, quiet=quiet)
+
+    # ---- training (engine.fit) ----
+    def build_data(self, cfg: Config, info: Info | None = None) -> Splits:
+        """*Required.* Train, validation and test splits of raw examples, and their info.
+        `info`: a trained model's, when its data is rebuilt to evaluate it (what the model
+        learned from its own data, such as a text vocabulary, is kept)."""
+        raise NotImplementedError
+
+    def build_model(self, cfg: Config, info: Info) -> nn.Module:
+        """*Required.* A model that reads raw input."""
+        raise NotImplementedError
+
+    def collate(self, examples: list[dict]) -> dict:
+        """Merge examples of a Dataset split into a batch (padding, say); TensorData splits
+        are batched by slicing and never come here."""
+        return default_collate(examples)
+
+    def prepare_batch(self, batch: dict, train: bool, cfg: Config, info: Info) -> dict:
+        """A batch already on the device -> what `loss` takes (augmentation goes here)."""
+        return batch
+
+    def loss(self, model: nn.Module, batch: dict, cfg: Config, info: Info) -> torch.Tensor:
+        """*Required.* The one training signal; backward goes through every layer."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, split: Split, cfg: Config, info: Info
+                 ) -> dict[str, float]:
+        """*Required.* Metrics on a split; the engine calls it in eval mode under no_grad.
+        Names with one more slash (`class_accuracy/Coat`) are details, not headlines."""
+        raise NotImplementedError
+
+    def signature(self, cfg: Config) -> str:
+        """How `evaluate` scores, for readers comparing numbers (e.g. sacrebleu's
+        signature); printed by `e2e evaluate` when not empty."""
+        return ""
+
+    def report(self, model: nn.Module, split: Split, cfg: Config, info: Info, run_dir: Path,
+               metrics: dict[str, float]) -> str:
+        """Markdown added to RUN/report.md after the test evaluation, whose `metrics`
+        (without the `test/` prefix) it is given (and any plots it writes into run_dir)."""
+        return ""

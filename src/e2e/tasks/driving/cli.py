@@ -1,7 +1,7 @@
 """The driving commands of the `e2e` CLI: `e2e drive` and `e2e data driving`.
 
-(`e2e train driving --dagger N` is the shared `train` verb calling the task's
-`train_with_expert` hook.)
+(`e2e train driving --dagger N` is the shared `train` verb with data.dagger_rounds=N: the
+task's `train` hook runs DAgger.)
 """
 
 from __future__ import annotations

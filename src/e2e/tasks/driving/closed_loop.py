@@ -20,6 +20,7 @@ import torch
 from e2e.data.driving_records import episode_path, write_episode
 from e2e.errors import E2EError
 from e2e.tasks.driving.expert import Expert, ExpertConfig
+from e2e.tasks.driving.info import DrivingInfo
 from e2e.tasks.driving.sim import MAX_STEPS, WARMUP, Episode, make_env, off_track, step_env
 
 STALL_STEPS = 150  # end an episode after this many steps without a new tile (car lost)
@@ -81,19 +82,19 @@ class NetPolicy:
     """A trained network as a policy: raw frames in, (steer, gas, brake) out.
 
     It keeps the episode's recent frames: the network sees the current one and
-    `info["frames"] - 1` earlier ones, `info["frame_gap"]` steps apart (the first frame of
-    the drive standing in for those before it), exactly as it was trained."""
+    `info.frames - 1` earlier ones, `info.frame_gap` steps apart (the first frame of the
+    drive standing in for those before it), exactly as it was trained."""
 
-    def __init__(self, model: torch.nn.Module, info: dict, name: str = "network"):
+    def __init__(self, model: torch.nn.Module, info: DrivingInfo, name: str = "network"):
         self.model, self.info, self.name = model.eval(), info, name
-        self.frames, self.gap = int(info.get("frames", 1)), int(info.get("frame_gap", 1))
+        self.frames, self.gap = info.frames, info.frame_gap
         self.history: list[np.ndarray] = []
 
     def reset(self, seed: int = 0) -> None:
         self.history = []
 
     def check_frame(self, obs: np.ndarray) -> None:
-        want = tuple(self.info["frame_shape"])
+        want = tuple(self.info.frame_shape)
         if tuple(obs.shape) != want:
             raise E2EError(f"this model was trained on {want} frames but the simulator gives "
                            f"{tuple(obs.shape)} frames; retrain it on recordings of this "

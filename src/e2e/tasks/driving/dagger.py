@@ -8,6 +8,9 @@ so a weak network still reaches the states it will face next. Round 0 is plain b
 cloning; each round trains through the one engine
 (`e2e.engine.fit`), from scratch, on the aggregated recordings (or fine-tunes the previous
 round's network with `data.dagger_finetune`), and reports its closed-loop score.
+
+This is the driving task's `train` when `data.dagger_rounds` > 0; the task is passed in,
+so this module imports nothing of the task's.
 """
 
 from __future__ import annotations
@@ -20,19 +23,19 @@ from pathlib import Path
 from e2e.config import Config
 from e2e.engine.results import headline
 from e2e.errors import E2EError
+from e2e.tasks.base import Task
 from e2e.tasks.driving.closed_loop import MixedPolicy, NetPolicy, drive, summarize
 from e2e.tasks.driving.sim import WARMUP, parse_seeds
 
 
-def load_policy(run: str | Path, device: str = "cpu") -> NetPolicy:
+def load_policy(task: Task, run: str | Path, device: str = "cpu") -> NetPolicy:
     from e2e.engine.restore import load_run
-    from e2e.tasks.driving.task import DrivingTask
 
-    _, model, info, _ = load_run(DrivingTask(), run, device)
+    _, model, info, _ = load_run(task, run, device)
     return NetPolicy(model, info, name=f"network {run}")
 
 
-def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
+def run_dagger(task: Task, cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
                budget_s: float = 0.0, on_round: Callable[[dict], None] | None = None) -> dict:
     """Round 0 = behavior cloning; rounds 1..N = roll out, label with the expert, retrain.
 
@@ -44,7 +47,6 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
     import time
 
     from e2e.engine import fit
-    from e2e.tasks.driving.task import DrivingTask
 
     if rounds < 1:
         raise E2EError(f"--dagger needs at least 1 round, got {rounds}")
@@ -71,6 +73,7 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
                 (json.loads(earlier.read_text())["rounds"] if earlier.exists() else [])
                 if (Path(row["run"]) / "results.json").exists()}
     cfg = copy.deepcopy(cfg)
+    cfg.data.dagger_rounds = 0  # each round is one plain fit (and resumes as one)
     for r in range(rounds + 1):
         run, added = out / f"round-{r}", 0
         if r in finished:  # done by an earlier call: its data joins the mix, its row is kept
@@ -90,7 +93,7 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
         if r > 0:
             # the previous round's network drives (the expert takes a share beta^r of the
             # steps); the expert labels every state visited
-            policy = load_policy(out / f"round-{r - 1}")
+            policy = load_policy(task, out / f"round-{r - 1}")
             if d.dagger_beta > 0:
                 policy = MixedPolicy(policy, d.dagger_beta ** r, seed=r)
             visited = out / "visited" / f"round-{r}"
@@ -105,7 +108,7 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
             cfg.data.more = [*cfg.data.more, str(visited)]
             if d.dagger_finetune:  # start from the previous network instead of from scratch
                 cfg.model.init, cfg.train.epochs = str(out / f"round-{r - 1}"), d.dagger_epochs
-        results = fit(DrivingTask(), copy.deepcopy(cfg), run, quiet=quiet)
+        results = fit(task, copy.deepcopy(cfg), run, quiet=quiet)
         row = {"round": r, "run": str(run), "added_frames": added,
                **headline(results),
                "best_val_score": results.get(f"best_{cfg.train.monitor}")}
@@ -117,4 +120,10 @@ def run_dagger(cfg: Config, out: str | Path, rounds: int, quiet: bool = False,
             print(f"dagger round {r}: test/score {row.get('test/score', float('nan')):.1f} "
                   f"(min {row.get('test/score_min', float('nan')):.1f}) on tracks "
                   f"{d.test_seeds}")
-    return save()
+    summary = save()
+    if not quiet:
+        for row in history:
+            print(f"round {row['round']}: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in headline(row).items() if k.startswith("test/"))
+                + f"  ({row['run']})")
+    return summary

@@ -9,8 +9,9 @@ augmentation suited to driving: mirrored tracks, sideways shifts whose steering 
 corrected toward the road (PilotNet's recovery views), brightness, contrast, colour, blur.
 It is *judged by driving*: `evaluate` lets it drive whole
 tracks in closed loop (val/score picks the `best` checkpoint), because offline loss does
-not predict driving. `e2e train driving --dagger N` fixes behavior cloning's covariate shift
-(see e2e.tasks.driving.dagger).
+not predict driving. With `data.dagger_rounds` (`e2e train driving --dagger N`), `train`
+runs DAgger on top of the engine's fit against behavior cloning's covariate shift (see
+e2e.tasks.driving.dagger).
 
 Seeds (tracks): recordings 0-199 by convention, DAgger rollouts 200-499, validation
 500-599, test 1000 and up; train and test tracks never share a seed.
@@ -19,7 +20,6 @@ Seeds (tracks): recordings 0-199 by convention, DAgger rollouts 200-499, validat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -30,9 +30,11 @@ from e2e.data.driving_records import read_episode, read_episode_actions, recordi
 from e2e.engine.batching import TensorData, eval_batches
 from e2e.engine.progress import Ticker
 from e2e.errors import E2EError
-from e2e.tasks.base import ExportSpec, Splits, Task
-from e2e.tasks.driving.config import DrivingDataConfig, DrivingModelConfig, train_recipe
+from e2e.tasks.base import Splits, Task
+from e2e.tasks.driving.config import DrivingDataConfig, DrivingModelConfig, DrivingTrain
+from e2e.tasks.driving.info import DrivingInfo
 from e2e.tasks.driving.model import PilotNet
+from e2e.tasks.driving.serving import DrivingServing
 from e2e.tasks.driving.sim import HUD_ROWS, parse_seeds
 
 
@@ -140,22 +142,29 @@ class DrivingTask(Task):
     ModelConfig = DrivingModelConfig
     metrics = ("score", "score_min", "tiles", "laps", "offtrack", "loss")
     channels_last = False
-
-    def __init__(self):
-        super().__init__()
-        self.last_episodes: list = []
+    Info = DrivingInfo
+    Serving = DrivingServing
 
     def default_train(self) -> TrainConfig:
-        return train_recipe()
+        return DrivingTrain()
 
-    def setup(self, cfg: Config, info: dict[str, Any]) -> None:
-        self._cfg, self._info = cfg, info
-        # a policy stacks frames as the model was built to (NetPolicy reads them from info)
-        info.setdefault("frames", cfg.model.frames)
-        info.setdefault("frame_gap", cfg.model.frame_gap)
+    def train(self, cfg: Config, out: str | Path, resume: bool = False,
+              quiet: bool = False) -> dict:
+        """Behavior cloning (one fit), or with data.dagger_rounds, DAgger: rounds of fit in
+        OUT/round-R (OUT/dagger.json sums them up); the results of the last round."""
+        if not cfg.data.dagger_rounds:
+            return super().train(cfg, out, resume, quiet)
+        if resume:
+            raise E2EError(f"a DAgger run ({out}) is continued by running the same command "
+                           "again (finished rounds are kept), or one round with --resume "
+                           f"{Path(out) / 'round-R'}")
+        from e2e.tasks.driving.dagger import run_dagger
+
+        summary = run_dagger(self, cfg, out, cfg.data.dagger_rounds, quiet)
+        return {**summary["rounds"][-1], "dagger": str(Path(out) / "dagger.json")}
 
     # ---- data ----
-    def build_data(self, cfg: Config) -> Splits:
+    def build_data(self, cfg: Config, info: DrivingInfo | None = None) -> Splits:
         d: DrivingDataConfig = cfg.data
         test = DriveSplit(parse_seeds(d.test_seeds), d.max_steps, d.workers)
         try:
@@ -164,7 +173,8 @@ class DrivingTask(Task):
         except E2EError as missing:
             # driving needs no recordings; training does, and build_model says so
             return Splits(TensorData(x=torch.zeros(0)), DriveSplit([], d.max_steps, d.workers),
-                          test, {"missing": str(missing)})
+                          test, DrivingInfo(missing=str(missing), frames=cfg.model.frames,
+                                            frame_gap=cfg.model.frame_gap))
         n_val = max(0, min(d.offline_val_episodes, len(main) - 1))
         val_files = main[len(main) - n_val:] if n_val else []
         train_files = main[: len(main) - n_val]
@@ -175,54 +185,56 @@ class DrivingTask(Task):
         m: DrivingModelConfig = cfg.model
         offline = Recordings(val_files, shape, m.frames, m.frame_gap) if val_files else None
         val = DriveSplit(parse_seeds(d.val_seeds), d.max_steps, d.workers, offline)
-        info = {"frame_shape": list(shape), "source": str(d.source),
-                "episodes": len(train_files), "frames": m.frames, "frame_gap": m.frame_gap}
+        info = DrivingInfo(frame_shape=list(shape), source=str(d.source),
+                           episodes=len(train_files), frames=m.frames, frame_gap=m.frame_gap)
         train = Recordings(train_files, shape, m.frames, m.frame_gap, d.in_memory)
         return Splits(train, val, test, info)
 
     # ---- model and loss ----
-    def build_model(self, cfg: Config, info: dict[str, Any]) -> nn.Module:
+    def build_model(self, cfg: Config, info: DrivingInfo) -> nn.Module:
         m: DrivingModelConfig = cfg.model
-        if "missing" in info:
-            raise E2EError(info["missing"])
+        if info.missing:
+            raise E2EError(info.missing)
         if not len(m.widths) == len(m.kernels) == len(m.strides) >= 1:
             raise E2EError(f"model.widths, model.kernels and model.strides need one entry per "
                            f"conv layer; got {list(m.widths)}, {list(m.kernels)}, "
                            f"{list(m.strides)}")
         try:
-            model = PilotNet(tuple(info["frame_shape"]), m)
+            model = PilotNet(tuple(info.frame_shape), m)
         except ValueError as e:
             raise E2EError(str(e)) from None
         except RuntimeError as e:  # the convolutions shrank the frame below their kernel
             raise E2EError(f"the conv layers (kernels {list(m.kernels)}, strides "
                            f"{list(m.strides)}, pool {m.pool}) do not fit "
-                           f"{info['frame_shape']} frames: {e}") from None
+                           f"{info.frame_shape} frames: {e}") from None
         if m.init:
             from e2e.engine.checkpoint import load_checkpoint
             from e2e.engine.run import RunDir
 
             run = RunDir(m.init)
             ckpt = load_checkpoint(run.best if run.best.exists() else run.last)
-            if ckpt["info"]["frame_shape"] != info["frame_shape"]:
+            if list(ckpt["info"]["frame_shape"]) != info.frame_shape:
                 raise E2EError(f"model.init={m.init} was trained on "
                                f"{ckpt['info']['frame_shape']} frames, this data has "
-                               f"{info['frame_shape']}")
+                               f"{info.frame_shape}")
             model.load_state_dict(ckpt["model"])
         return model
 
-    def prepare_batch(self, batch: dict, train: bool) -> dict:
+    def prepare_batch(self, batch: dict, train: bool, cfg: Config, info: DrivingInfo) -> dict:
         if not train:
             return batch
         y = batch["y"].clone()
-        return {"x": augment(batch["x"].float(), y, self._cfg.data), "y": y}
+        return {"x": augment(batch["x"].float(), y, cfg.data), "y": y}
 
-    def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: dict, cfg: Config, info: DrivingInfo
+             ) -> torch.Tensor:
         err = (model(batch["x"]) - batch["y"]).square().mean(0)
-        m = self._cfg.model
+        m = cfg.model
         return m.steer_weight * err[0] + err[1] + m.brake_weight * err[2]
 
     # ---- evaluation: drive ----
-    def evaluate(self, model: nn.Module, split: DriveSplit, cfg: Config) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, split: DriveSplit, cfg: Config, info: DrivingInfo
+                 ) -> dict[str, float]:
         from e2e.tasks.driving.closed_loop import NetPolicy, drive, summarize
 
         metrics: dict[str, float] = {}
@@ -230,117 +242,37 @@ class DrivingTask(Task):
             total, n = 0.0, 0
             for b in eval_batches(split.offline, 512):
                 b = {k: v.to(next(model.parameters()).device) for k, v in b.items()}
-                total += float(self.loss(model, b)) * len(b["y"])
+                total += float(self.loss(model, b, cfg, info)) * len(b["y"])
                 n += len(b["y"])
             metrics["loss"] = total / n
         if split.seeds:
             was_training = model.training
-            policy = NetPolicy(model.eval(), self._info)
+            policy = NetPolicy(model.eval(), info)
             with Ticker(len(split.seeds), "driving", "tracks", delay=10) as ticker:  # minutes
-                self.last_episodes, _ = drive(
+                episodes, _ = drive(
                     policy, split.seeds, split.max_steps, split.workers,
                     progress=lambda e: ticker.update(note=f"track {e.seed}: {e.score:.0f}"))
             model.train(was_training)
-            metrics = {**summarize(self.last_episodes), **metrics}
-            for e in self.last_episodes:
+            metrics = {**summarize(episodes), **metrics}
+            for e in episodes:  # per track: what the report's table shows
                 metrics[f"track_score/{e.seed}"] = e.score
+                metrics[f"track_tiles/{e.seed}"] = e.tiles_fraction
+                metrics[f"track_lap/{e.seed}"] = float(e.lap)
+                metrics[f"track_offtrack/{e.seed}"] = float(e.offtrack_steps)
         return metrics
 
-    def predict(self, model: nn.Module, raw: Any, info: dict[str, Any],
-                **_options) -> list[dict]:
-        """Frames (H x W x 3 uint8 arrays, or PNG/JPEG/.npy files) -> [{steer, gas, brake}, ...].
-
-        Options meant for classifiers (`e2e predict --top-k`) do not apply and are ignored."""
-        items = raw if isinstance(raw, (list, tuple)) or (
-            isinstance(raw, np.ndarray) and raw.ndim == 4) else [raw]
-        want = tuple(info["frame_shape"])
-        frames = []
-        for i, item in enumerate(items):
-            name = str(item) if isinstance(item, (str, Path)) else f"input {i}"
-            f = read_frame(item) if isinstance(item, (str, Path)) else np.asarray(item)
-            if f.shape != want:
-                raise E2EError(f"{name} is a {f.shape} frame; this model was trained on {want} "
-                               f"frames (H x W x RGB, as CarRacing renders them, HUD included)")
-            frames.append(f.astype(np.uint8))
-        # a still frame: every stacked slot shows it (as at the first step of a drive)
-        stack = self._cfg.model.frames
-        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).repeat(1, stack, 1, 1)
-        out = model(x.to(next(model.parameters()).device)).float().cpu().numpy()
-        return [{"steer": float(a[0]), "gas": float(a[1]), "brake": float(a[2])} for a in out]
-
-    # ---- export and demo page (e2e export / e2e serve) ----
-    demo_input = "track"  # the demo page: pick a test track, watch the network drive
-
-    def format_prediction(self, raw: Any, answer: dict[str, float]) -> str:
-        return (f"{raw}: steer {answer['steer']:+.3f}  gas {answer['gas']:.3f}  "
-                f"brake {answer['brake']:.3f}")
-
-    def prediction_json(self, raw: Any, answer: dict[str, float]) -> Any:
-        return {"input": str(raw), **answer}
-
-    def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:
-        h, w, _ = info["frame_shape"]
-        frames = torch.zeros(2, 3 * self._cfg.model.frames, h, w, dtype=torch.uint8)
-        return {"policy": ExportSpec(model, {"frames": frames}, ["actions"],
-                                     {"frames": {0: "batch"}, "actions": {0: "batch"}},
-                                     from_batch=lambda batch: {"frames": batch["x"]})}
-
-    def demo_page(self, info: dict[str, Any]) -> dict:
-        return {"tracks": parse_seeds(self._cfg.data.test_seeds)}
-
-    def demo_answer(self, model: nn.Module, raw: Any, info: dict[str, Any]) -> dict:
-        """A track seed -> a GIF of the network driving its first 300 steps, and the score."""
-        import base64
-        import tempfile
-
-        from e2e.tasks.driving.closed_loop import NetPolicy, run_episode, save_gif
-
-        try:
-            seed = int(raw)
-        except ValueError:
-            raise E2EError(f"a track is a seed number, got '{raw}'") from None
-        episode, shown = run_episode(NetPolicy(model, info), seed, max_steps=300, video=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            save_gif(shown, Path(tmp) / "drive.gif", every=4)
-            gif = base64.b64encode((Path(tmp) / "drive.gif").read_bytes()).decode()
-        return {"gif": f"data:image/gif;base64,{gif}",
-                "note": f"track {seed}: score {episode.score:.0f} after {episode.steps} steps, "
-                        f"{episode.tiles}/{episode.track_tiles} tiles"}
-
-    def report(self, model: nn.Module, split: DriveSplit, cfg: Config, run_dir: Path) -> str:
-        # the episodes of the test evaluation that just ran: driving again would cost minutes
+    def report(self, model: nn.Module, split: DriveSplit, cfg: Config, info: DrivingInfo,
+               run_dir: Path, metrics: dict[str, float]) -> str:
+        # the drives of the test evaluation that just ran: driving again would cost minutes
         rows = ["## Closed-loop test drives", "", "| track seed | score | tiles | lap | "
                 "off-track steps |", "| --- | --- | --- | --- | --- |"]
-        for e in self.last_episodes:
-            rows.append(f"| {e.seed} | {e.score:.1f} | {e.tiles}/{e.track_tiles} | "
-                        f"{'yes' if e.lap else 'no'} | {e.offtrack_steps} |")
+        for seed in split.seeds:
+            if f"track_score/{seed}" in metrics:
+                rows.append(f"| {seed} | {metrics[f'track_score/{seed}']:.1f} | "
+                            f"{100 * metrics[f'track_tiles/{seed}']:.0f}% | "
+                            f"{'yes' if metrics[f'track_lap/{seed}'] else 'no'} | "
+                            f"{metrics[f'track_offtrack/{seed}']:.0f} |")
         return "\n".join(rows)
-
-    def train_with_expert(self, cfg: Config, out: str | Path, rounds: int,
-                          quiet: bool = False) -> dict:
-        from e2e.tasks.driving.dagger import run_dagger
-
-        return run_dagger(cfg, out, rounds, quiet)
-
-
-def read_frame(path: str | Path) -> np.ndarray:
-    """A camera frame from an image file (PNG, JPEG, ...) or a .npy array, as H x W x 3."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        if path.suffix == ".npy":
-            frame = np.load(path, allow_pickle=False)
-            if frame.dtype != np.uint8 and not (frame.min() >= 0 and frame.max() <= 255):
-                raise E2EError(f"{path}: pixel values must lie in 0..255, got "
-                               f"{frame.min()}..{frame.max()}")
-            return frame
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise E2EError(f"{path} is not a readable frame ({type(e).__name__}: {e}); give a "
-                       "PNG/JPEG image or a .npy array of a 96x96 RGB CarRacing frame") from None
-
 
 def augment(x: torch.Tensor, y: torch.Tensor, d: DrivingDataConfig) -> torch.Tensor:
     """Training views of float frames N x 3F x H x W (y, N x 3, is corrected in place).

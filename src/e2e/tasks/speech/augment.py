@@ -14,26 +14,11 @@ the same. Each example draws its own parameters. What each one imitates:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from e2e.tasks.speech.config import SpeechDataConfig as _Data
-
-
-@dataclass
-class AugmentConfig:
-    """Defaults: the speech data config's, for every setting it names (one place to change)."""
-    p_noise: float = _Data.p_noise
-    snr_db: tuple[float, float] = (5.0, 30.0)
-    p_speed: float = _Data.p_speed
-    speed: tuple[float, float] = _Data.speed
-    p_pitch: float = _Data.p_pitch
-    semitones: tuple[float, float] = _Data.semitones
-    gain_db: tuple[float, float] = (-12.0, 6.0)
-    p_telephone: float = _Data.p_telephone
-    p_reverb: float = _Data.p_reverb
+from e2e.tasks.speech.config import SpeechAugment
 
 
 def _uniform(lo: float, hi: float, n: int, device) -> torch.Tensor:
@@ -150,7 +135,7 @@ def reverb(y: torch.Tensor, sample_rate: int = 16_000) -> torch.Tensor:
     return out * (y.abs().max() / out.abs().max().clamp_min(1e-6))
 
 
-def augment(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig,
+def augment(x: torch.Tensor, lengths: torch.Tensor, cfg: SpeechAugment,
             sample_rate: int = 16_000) -> tuple[torch.Tensor, torch.Tensor]:
     """All augmentations, each example with its own draw; returns (x, lengths) re-padded."""
     x = x.float()

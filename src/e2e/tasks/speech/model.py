@@ -62,6 +62,10 @@ class LearnedFilterbank(nn.Module):
         self.scale = nn.Parameter(torch.ones(filters, 1))
         self.shift = nn.Parameter(torch.zeros(filters, 1))
 
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames out for clips of `lengths` samples."""
+        return conv_out(conv_out(lengths, self.conv), self.pool)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = length_mask(lengths, x.shape[1])
         x = x * mask
@@ -136,7 +140,10 @@ class ConformerBlock(nn.Module):
 
 
 class SpeechRecognizer(nn.Module):
-    """(waveform N x T, lengths N) -> (logits N x T' x vocab, frame lengths N)."""
+    """(waveform N x T, lengths N) -> (logits N x T' x vocab, frame lengths N).
+
+    A front end other than the learned filterbank has `forward(x, lengths)` and
+    `frame_lengths(lengths)` like it."""
 
     def __init__(self, vocab: int, m: SpeechModelConfig, front: nn.Module | None = None,
                  channels: int = 0):
@@ -161,11 +168,14 @@ class SpeechRecognizer(nn.Module):
             raise ValueError(f"model.encoder must be conformer or gru, got '{m.encoder}'")
         self.head = nn.Linear(m.dim, vocab)
 
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Output frames (CTC's time steps) for clips of `lengths` samples."""
+        return conv_out(self.front.frame_lengths(lengths), self.subsample)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.dtype == torch.int16:
-            x = x.float() / 32768
-        h, lengths = self.front(x.float(), lengths)
+        """x: float32 waveforms in [-1, 1] at 16 kHz, N x T (padded), lengths: N."""
+        h, lengths = self.front(x, lengths)
         if self.training and (self.masking.freq_masks or self.masking.time_masks):
             h = mask_bands_and_spans(h, lengths, self.masking)
         h = F.gelu(self.subsample(h)).transpose(1, 2)

@@ -20,9 +20,7 @@ training batch, on the fly.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -32,27 +30,22 @@ from torch.utils.data import Dataset
 
 from e2e.config import Config, TrainConfig
 from e2e.data import asterisk
-from e2e.data.audio import (
-    SAMPLE_RATE,
-    VOCAB,
-    Utterance,
-    load_all,
-    read_audio,
-    read_corpus,
-    read_manifest,
-)
+from e2e.data.audio import SAMPLE_RATE, VOCAB, Utterance, load_all, read_corpus, read_manifest
 from e2e.data.sources import data_home
 from e2e.engine.progress import track
 from e2e.errors import DatasetMissing, E2EError
-from e2e.tasks.base import ExportSpec, Splits, Task
-from e2e.tasks.speech.augment import AugmentConfig, augment
-from e2e.tasks.speech.config import SpeechDataConfig, SpeechModelConfig, train_recipe
-from e2e.tasks.speech.ctc import BigramLM, Lexicon, beam_search, ctc_loss, encode, greedy
+from e2e.tasks.base import Splits, Task
+from e2e.tasks.speech.augment import augment
+from e2e.tasks.speech.config import SpeechDataConfig, SpeechModelConfig, SpeechTrain
+from e2e.tasks.speech.ctc import BigramLM, beam_search, ctc_loss, encode, frames_needed, greedy
+from e2e.tasks.speech.info import SpeechInfo
 from e2e.tasks.speech.model import SpeechRecognizer
+from e2e.tasks.speech.serving import SpeechServing
 
 
 class SpeechSet(Dataset):
-    """Waveforms (int16, 16 kHz) with transcripts, each tagged with the test set it is in."""
+    """Waveforms (float32 in [-1, 1], 16 kHz) with transcripts, each tagged with the test set
+    it is in."""
 
     def __init__(self, waves: list[np.ndarray], texts: list[str], groups: list[str]):
         self.waves, self.texts, self.groups = waves, texts, groups
@@ -84,24 +77,16 @@ class SpeechTask(Task):
     ModelConfig = SpeechModelConfig
     metrics = ("wer", "cer", "loss")
     channels_last = False
-
-    def __init__(self):
-        super().__init__()
-        self._warm = False  # the first predict call warms up allocators and kernels
-        self.skipped_too_long = 0  # utterances the CTC length guard left out of training
+    Info = SpeechInfo
+    Serving = SpeechServing
 
     def default_train(self) -> TrainConfig:
-        return train_recipe()
-
-    def setup(self, cfg: Config, info: dict[str, Any]) -> None:
-        self._cfg, self._info = cfg, info
-        self._lexicon = Lexicon(info["lexicon"]) if info.get("lexicon") else None
-        self._lm = BigramLM(info["lm"]) if info.get("lm") else None
+        return SpeechTrain()
 
     collate = staticmethod(collate)
 
     # ---- data ----
-    def build_data(self, cfg: Config) -> Splits:
+    def build_data(self, cfg: Config, info: SpeechInfo | None = None) -> Splits:
         d: SpeechDataConfig = cfg.data
         if d.source == "synth":
             from e2e.tasks.speech.synth import build_corpus, parse_kinds
@@ -149,13 +134,24 @@ class SpeechTask(Task):
             train = SpeechSet(*([x for i, x in enumerate(v) if i not in drop]
                                 for v in (train.waves, train.texts, train.groups)))
         lexicon = sorted({w for t in train.texts for w in t.split()})
-        info = {"vocab": VOCAB, "sample_rate": SAMPLE_RATE, "lexicon": lexicon,
-                "lm": BigramLM.count(train.texts),
-                "source": origin, "test_sets": list(tests), "skipped_files": len(skipped),
-                "dropped_long": len(long), "max_seconds": d.max_seconds,
-                "train_utterances": len(train), "real": real_facts,
-                "train_hours": round(train.seconds() / 3600, 3)}
+        info = SpeechInfo(lexicon=lexicon, lm=BigramLM.count(train.texts), source=origin,
+                          test_sets=list(tests), skipped_files=len(skipped),
+                          dropped_long=len(long), max_seconds=d.max_seconds,
+                          train_utterances=len(train), real=real_facts,
+                          train_hours=round(train.seconds() / 3600, 3))
+        info.ctc_too_long = self._too_long(train, cfg, info)
         return Splits(train, val, test, info)
+
+    def _too_long(self, train: SpeechSet, cfg: Config, info: SpeechInfo) -> int:
+        """Training clips whose transcript needs more output frames than the network
+        makes of them at their own speed (CTC's length guard leaves them out)."""
+        if not len(train):
+            return 0
+        encoded = [torch.tensor(encode(t, VOCAB), dtype=torch.long) for t in train.texts]
+        targets = torch.nn.utils.rnn.pad_sequence(encoded, batch_first=True)
+        target_lengths = torch.tensor([len(t) for t in encoded])
+        frames = self.build_model(cfg, info).frame_lengths(train.lengths)
+        return int((frames < frames_needed(targets, target_lengths)).sum())
 
     @staticmethod
     def _load(items: list[Utterance], group: str, d: SpeechDataConfig,
@@ -170,38 +166,35 @@ class SpeechTask(Task):
                          [g for s in sets for g in s.groups])
 
     # ---- model and loss ----
-    def build_model(self, cfg: Config, info: dict[str, Any]) -> torch.nn.Module:
+    def build_model(self, cfg: Config, info: SpeechInfo) -> torch.nn.Module:
         m: SpeechModelConfig = cfg.model
         if m.encoder not in ("conformer", "gru"):
             raise E2EError(f"model.encoder must be conformer or gru, got '{m.encoder}'")
         if m.encoder == "conformer" and m.dim % m.heads:
             raise E2EError(f"model.dim ({m.dim}) must be divisible by model.heads ({m.heads})")
-        return SpeechRecognizer(len(info["vocab"]) + 1, m, *self.front_end())
+        return SpeechRecognizer(len(info.vocab) + 1, m, *self.front_end())
 
     def front_end(self) -> tuple[torch.nn.Module | None, int]:
         """The module that turns waveforms into features, and its channels; None = the
         learned filterbank (the stepwise `speech-mfcc` task puts fixed MFCCs here)."""
         return None, 0
 
-    def prepare_batch(self, batch: dict, train: bool) -> dict:
-        d: SpeechDataConfig = self._cfg.data
-        if train and d.augment:
-            # every augmentation setting the data config names (a new one cannot be forgotten)
-            cfg = AugmentConfig(**{f.name: getattr(d, f.name) for f in fields(AugmentConfig)
-                                   if hasattr(d, f.name)})
-            x, lengths = augment(batch["x"].float() / 32768, batch["lengths"], cfg)
+    def prepare_batch(self, batch: dict, train: bool, cfg: Config, info: SpeechInfo) -> dict:
+        d: SpeechDataConfig = cfg.data
+        if train and d.augment.enabled:
+            x, lengths = augment(batch["x"], batch["lengths"], d.augment)
             return {**batch, "x": x, "lengths": lengths}
         return batch
 
-    def loss(self, model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    def loss(self, model: torch.nn.Module, batch: dict, cfg: Config, info: SpeechInfo
+             ) -> torch.Tensor:
         logits, lengths = model(batch["x"], batch["lengths"])
-        loss, skipped = ctc_loss(logits, lengths, batch["y"], batch["y_lengths"])
-        self.skipped_too_long += skipped
-        return loss
+        return ctc_loss(logits, lengths, batch["y"], batch["y_lengths"])[0]
 
     # ---- evaluation and prediction ----
-    def transcribe_set(self, model: torch.nn.Module, split: SpeechSet, beam: bool,
-                       lm: bool = False) -> tuple[list[str], float]:
+    def transcribe_set(self, model: torch.nn.Module, split: SpeechSet, cfg: Config,
+                       info: SpeechInfo, beam: bool, lm: bool = False
+                       ) -> tuple[list[str], float]:
         """Hypotheses in the split's order (batched by length), and the mean CTC loss; `lm`:
         beam search with the word bigram model of the training text (a stepwise variant)."""
         device = next(model.parameters()).device
@@ -218,10 +211,10 @@ class SpeechTask(Task):
             loss_sum, batches = loss_sum + float(loss.detach()), batches + 1
             if beam:
                 logp = logits.float().log_softmax(-1)
-                m = self._cfg.model
+                m = cfg.model
                 texts = [beam_search(logp[j, :n], VOCAB, m.beam_size,
-                                     self._lexicon if m.lexicon else None,
-                                     lm=self._lm if lm else None, lm_weight=m.lm_weight,
+                                     info.word_list if m.lexicon else None,
+                                     lm=info.bigram_lm if lm else None, lm_weight=m.lm_weight,
                                      word_bonus=m.word_bonus)
                          for j, n in enumerate(lengths.tolist())]
             else:
@@ -230,10 +223,11 @@ class SpeechTask(Task):
                 hyps[i] = text
         return hyps, loss_sum / max(batches, 1)
 
-    def evaluate(self, model: torch.nn.Module, split: SpeechSet, cfg: Config) -> dict[str, float]:
+    def evaluate(self, model: torch.nn.Module, split: SpeechSet, cfg: Config, info: SpeechInfo
+                 ) -> dict[str, float]:
         import jiwer
 
-        hyps, loss = self.transcribe_set(model, split, beam=False)
+        hyps, loss = self.transcribe_set(model, split, cfg, info, beam=False)
         metrics = {"wer": jiwer.wer(split.texts, hyps), "cer": jiwer.cer(split.texts, hyps),
                    "loss": loss}
         groups = sorted(set(split.groups))
@@ -242,9 +236,10 @@ class SpeechTask(Task):
         # and a word bigram model of the training text on top of it.
         variants = {}
         if beam:
-            variants["beam"] = self.transcribe_set(model, split, beam=True)[0]
-            if self._lm is not None and cfg.model.lm_weight > 0:
-                variants["lm"] = self.transcribe_set(model, split, beam=True, lm=True)[0]
+            variants["beam"] = self.transcribe_set(model, split, cfg, info, beam=True)[0]
+            if info.bigram_lm is not None and cfg.model.lm_weight > 0:
+                variants["lm"] = self.transcribe_set(model, split, cfg, info, beam=True,
+                                                     lm=True)[0]
         for g in groups if len(groups) > 1 or beam else []:
             idx = [i for i, x in enumerate(split.groups) if x == g]
             refs = [split.texts[i] for i in idx]
@@ -255,77 +250,9 @@ class SpeechTask(Task):
                 metrics[f"{g}_{name}_cer"] = jiwer.cer(refs, [h[i] for i in idx])
         return metrics
 
-    def predict(self, model: torch.nn.Module, raw: Any, info: dict[str, Any],
-                beam: bool = True, **_options: Any) -> list[dict[str, Any]]:
-        """Audio files (or 16 kHz float waveforms) -> [{text, seconds, rtf}] per input."""
-        items = raw if isinstance(raw, (list, tuple)) else [raw]
-        device = next(model.parameters()).device
-        if not self._warm:  # first call: allocators, kernels; not timed
-            model(torch.zeros(1, SAMPLE_RATE, device=device), torch.tensor([SAMPLE_RATE]))
-            self._warm = True
-        out = []
-        for item in items:
-            x = torch.as_tensor(read_audio(item) if not torch.is_tensor(item) else item).float()
-            seconds = len(x) / SAMPLE_RATE
-            if len(x) < 400:  # shorter than one 25 ms frame: nothing to hear
-                out.append({"text": "", "seconds": seconds, "rtf": 0.0})
-                continue
-            start = time.perf_counter()
-            logits, lengths = model(x[None].to(device), torch.tensor([len(x)], device=device))
-            if beam and self._cfg.model.beam_size > 1:
-                text = beam_search(logits[0].float().log_softmax(-1), VOCAB,
-                                   self._cfg.model.beam_size,
-                                   self._lexicon if self._cfg.model.lexicon else None)
-            else:
-                text = greedy(logits, lengths, VOCAB)[0]
-            rtf = (time.perf_counter() - start) / max(seconds, 1e-9)
-            out.append({"text": text, "seconds": seconds, "rtf": rtf})
-        return out
-
-    def format_prediction(self, raw: Any, answer: dict[str, Any]) -> str:
-        return f"{raw}: {answer['text']}"
-
-    def prediction_json(self, raw: Any, answer: dict[str, Any]) -> Any:
-        return {"input": str(raw), **answer}
-
-    # ---- export and demo page (e2e export / e2e serve) ----
-    demo_input = "audio"  # the demo page: upload a WAV, read the transcript
-
-    def export_specs(self, model: torch.nn.Module, info: dict[str, Any]) -> dict:
-        """The network (waveform -> CTC logits); decoding (greedy, beam) stays in Python."""
-        def waves(g: torch.Generator | None, lengths: list[int]) -> dict[str, torch.Tensor]:
-            x = 0.1 * torch.randn(len(lengths), max(lengths), generator=g)
-            return {"waveform": x, "lengths": torch.tensor(lengths)}
-
-        def real(batch: dict) -> dict[str, torch.Tensor]:
-            x = batch["x"]
-            x = x.float() / 32768 if x.dtype == torch.int16 else x.float()
-            return {"waveform": x, "lengths": batch["lengths"]}
-
-        dynamic = {"waveform": {0: "batch", 1: "samples"}, "lengths": {0: "batch"},
-                   "logits": {0: "batch", 1: "time"}, "frames": {0: "batch"}}
-        return {"encoder": ExportSpec(model, waves(None, [16000, 12000]), ["logits", "frames"],
-                                      dynamic, lambda g: waves(g, [24000, 20000, 9000]),
-                                      from_batch=real, dynamo=True)}
-
-    def demo_answer(self, model: torch.nn.Module, raw: Any, info: dict[str, Any]) -> dict:
-        """An uploaded audio file (a file object) -> its transcript, for the demo page."""
-        import soundfile as sf
-
-        from e2e.data.audio import resample
-
-        try:
-            x, rate = sf.read(raw, dtype="float32", always_2d=True)
-        except Exception as e:  # noqa: BLE001 - soundfile's errors vary by format
-            raise E2EError(f"not a readable audio file ({e})") from None
-        wave = torch.from_numpy(np.ascontiguousarray(resample(x.mean(axis=1), rate,
-                                                              SAMPLE_RATE)))
-        r = self.predict(model, [wave], info)[0]
-        return {"text": r["text"], "note": f"{r['seconds']:.1f} s of audio, real-time factor "
-                                           f"{r['rtf']:.2f}"}
-
-    def report(self, model: torch.nn.Module, split: SpeechSet, cfg: Config, run_dir: Path) -> str:
-        hyps, _ = self.transcribe_set(model, split, beam=False)
+    def report(self, model: torch.nn.Module, split: SpeechSet, cfg: Config, info: SpeechInfo,
+               run_dir: Path, metrics: dict[str, float]) -> str:
+        hyps, _ = self.transcribe_set(model, split, cfg, info, beam=False)
         rows = ["## Test transcripts (greedy), first of each test set", "",
                 "| set | reference | hypothesis |", "| --- | --- | --- |"]
         shown: dict[str, int] = {}
@@ -333,16 +260,14 @@ class SpeechTask(Task):
             if shown.get(g, 0) < 5:
                 shown[g] = shown.get(g, 0) + 1
                 rows.append(f"| {g} | {ref} | {hyp} |")
-        info = self._info
         rows += ["", "## Left out of training", "",
-                 f"- Clips longer than {info.get('max_seconds', '-')} s, dropped before "
-                 f"training: {info.get('dropped_long', 0)}",
-                 f"- Unreadable audio files skipped (data.skip_bad): "
-                 f"{info.get('skipped_files', 0)}",
-                 f"- Training utterances skipped by the CTC length guard (transcript longer "
-                 f"than the output frames), counted over all training steps: "
-                 f"{self.skipped_too_long}"]
-        real = info.get("real") or {}
+                 f"- Clips longer than {info.max_seconds:g} s, dropped before "
+                 f"training: {info.dropped_long}",
+                 f"- Unreadable audio files skipped (data.skip_bad): {info.skipped_files}",
+                 f"- Training clips whose transcript needs more output frames than the network "
+                 f"makes of them at their own speed (CTC's length guard leaves them out of the "
+                 f"loss; a sped-up copy may fit or not): {info.ctc_too_long}"]
+        real = info.real
         if real:
             skipped = Path(real["real_folder"]) / "skipped.txt"
             if skipped.exists():

@@ -25,11 +25,11 @@ def cmd_text(args) -> int:
     from e2e.tasks.text.task import TextTask
 
     task = TextTask()
-    _, model, info, _ = load_run(task, args.run, args.device, command=args.command)
+    cfg, model, info, _ = load_run(task, args.run, args.device, command=args.command)
     texts = args.texts or read_text_lines(None)
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         warnings.simplefilter("always")
-        answers = task.predict(model, texts, info, beam=args.beam)
+        answers = task.Serving().predict(model, texts, cfg, info, beam=args.beam)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     for answer in answers:

@@ -23,13 +23,12 @@ every backend.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from e2e.tasks.base import ExportSpec
 from e2e.tasks.text.decode import prefix_logits
+from e2e.tasks.text.info import TextInfo
 from e2e.tasks.text.model import DecoderState, Seq2SeqTransformer
 from e2e.tasks.text.tokenizer import EOS_ID, PAD_ID
 
@@ -131,9 +130,9 @@ def random_ids(g: torch.Generator, vocab: int, lengths: list[int], first: int = 
     return ids
 
 
-def export_specs(model: Seq2SeqTransformer, info: dict[str, Any]) -> dict:
+def export_specs(model: Seq2SeqTransformer, info: TextInfo) -> dict:
 
-    vocab = info["vocab"]
+    vocab = info.vocab
     encoder, step = EncoderGraph(model).eval(), DecoderStepGraph(model).eval()
 
     def step_inputs(src: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,30 +32,16 @@ from torch.utils.data import Dataset
 
 from e2e.config import Config, TrainConfig
 from e2e.data.gettext_catalogs import placeholder_kept
-from e2e.engine.progress import track
 from e2e.errors import E2EError
 from e2e.tasks.base import Split, Splits, Task
 from e2e.tasks.text import metrics
-from e2e.tasks.text.config import TextDataConfig, TextModelConfig, train_recipe
-from e2e.tasks.text.decode import generate
+from e2e.tasks.text.config import TextDataConfig, TextModelConfig, TextTrain
+from e2e.tasks.text.info import TextInfo
 from e2e.tasks.text.model import Seq2SeqTransformer
-from e2e.tasks.text.tokenizer import (
-    BOS_ID,
-    EOS_ID,
-    PAD_ID,
-    decode,
-    encode,
-    load_bpe,
-    protects,
-    train_bpe,
-)
+from e2e.tasks.text.serving import TextServing, pad, summarizes, translate_ids
+from e2e.tasks.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, encode, train_bpe
 
 SOURCES = ("bible-en-es", "debian-descriptions", "messages-en-es")
-
-
-def summarizes(cfg: Config) -> bool:
-    """Summarization (Debian descriptions) rather than translation."""
-    return cfg.data.source == "debian-descriptions"
 
 
 class TextPairs(Dataset):
@@ -81,33 +65,20 @@ class TextPairs(Dataset):
         return {"src": self.src[i], "tgt": self.tgt[i]}
 
 
-def pad(rows: list[list[int]]) -> torch.Tensor:
-    out = torch.full((len(rows), max(map(len, rows))), PAD_ID, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.tensor(row)
-    return out
-
-
 class TextTask(Task):
     name = "text"
     DataConfig = TextDataConfig
     ModelConfig = TextModelConfig
     metrics = ("bleu", "chrf", "rougeL", "loss")
     channels_last = False
-
-    def __init__(self):
-        super().__init__()
-        self.tok = None
+    Info = TextInfo
+    Serving = TextServing
 
     def default_train(self) -> TrainConfig:
-        return train_recipe()
-
-    def setup(self, cfg: Config, info: dict[str, Any]) -> None:
-        self._cfg, self._info = cfg, info
-        self.tok = load_bpe(info["tokenizer"])
+        return TextTrain()
 
     # ---- data ----
-    def build_data(self, cfg: Config) -> Splits:
+    def build_data(self, cfg: Config, info: TextInfo | None = None) -> Splits:
         d: TextDataConfig = cfg.data
         corpora = read_corpora(d)
         train = [pair for _, part, _, _ in corpora for pair in part][:d.limit or None]
@@ -115,10 +86,14 @@ class TextTask(Task):
         tests = [(name, part[:d.test_limit or None]) for name, _, _, part in corpora]
         test = [pair for _, part in tests for pair in part]
         origin = d.source if len(corpora) > 1 else corpora[0][0]
-        if self.tok is None:  # a fresh run learns its vocabulary; a loaded run keeps its own
-            self.tok = train_bpe((s for pair in train for s in pair), d.vocab_size,
-                                 sentinels=d.protect_placeholders)
-        splits = [TextPairs([s for s, _ in part], [t for _, t in part], self.tok, d, role)
+        if info is None:  # a fresh run learns its vocabulary; a trained model keeps its own
+            tok = train_bpe((s for pair in train for s in pair), d.vocab_size,
+                            sentinels=d.protect_placeholders)
+            info = TextInfo(tokenizer=tok.to_str(), source=origin, vocab=tok.get_vocab_size(),
+                            max_source_tokens=d.max_source_tokens)
+        else:
+            info = dataclasses.replace(info, source=origin)
+        splits = [TextPairs([s for s, _ in part], [t for _, t in part], info.bpe, d, role)
                   for part, role in ((train, "train"), (val, "val"), (test, "test"))]
         if len(tests) > 1:  # several corpora: the test split is scored on each one too
             ends = torch.tensor([len(part) for _, part in tests]).cumsum(0).tolist()
@@ -128,62 +103,31 @@ class TextTask(Task):
         if cut:
             print(f"text: {cut} of {len(train)} training sources were longer than "
                   f"data.max_source_tokens={d.max_source_tokens} and were truncated")
-        info = {"tokenizer": self.tok.to_str(), "source": origin,
-                "vocab": self.tok.get_vocab_size(), "max_source_tokens": d.max_source_tokens}
         return Splits(*splits, info)
 
     def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
         return {"src": pad([x["src"] for x in items]), "tgt": pad([x["tgt"] for x in items])}
 
     # ---- model and loss ----
-    def build_model(self, cfg: Config, info: dict[str, Any]) -> nn.Module:
+    def build_model(self, cfg: Config, info: TextInfo) -> nn.Module:
         m: TextModelConfig = cfg.model
         if m.d_model % m.heads:
             raise E2EError(f"model.d_model={m.d_model} must be divisible by model.heads={m.heads}")
         longest = max(cfg.data.max_source_tokens, cfg.data.max_target_tokens)
         if m.max_len < longest:
             raise E2EError(f"model.max_len={m.max_len} is shorter than data.max_*_tokens={longest}")
-        return Seq2SeqTransformer(info["vocab"], m.d_model, m.heads, m.encoder_layers,
+        return Seq2SeqTransformer(info.vocab, m.d_model, m.heads, m.encoder_layers,
                                   m.decoder_layers, m.ff, m.dropout, m.max_len, m.copy)
 
-    def prepare_batch(self, batch: dict, train: bool) -> dict:
-        return batch
+    def loss(self, model: nn.Module, batch: dict, cfg: Config, info: TextInfo) -> torch.Tensor:
+        return token_loss(model, batch, cfg.model.label_smoothing)
 
-    def loss(self, model: nn.Module, batch: dict, smoothing: float | None = None) -> torch.Tensor:
-        tgt = batch["tgt"]
-        logits = model(batch["src"], tgt[:, :-1])
-        smoothing = self._cfg.model.label_smoothing if smoothing is None else smoothing
-        return F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(),
-                               ignore_index=PAD_ID, label_smoothing=smoothing)
+    # ---- evaluation ----
+    def signature(self, cfg: Config) -> str:
+        return metrics.score(["-"], ["-"])["signature"]  # sacrebleu's: the same for any text
 
-    # ---- evaluation and prediction ----
-    @property
-    def keeps_placeholders(self) -> bool:
-        """Whether decoding must emit each placeholder sentinel of the source, no more and no
-        fewer (a translation: yes; a summary: no, and tokenizers without sentinels can't)."""
-        return protects(self.tok) and not summarizes(self._cfg)
-
-    def translate_ids(self, model: nn.Module, src: list[list[int]], sources: list[str],
-                      beam: int, cache: bool = True) -> list[str]:
-        """Decode in batches of similar length; answers come back in input order.
-
-        `sources` are the texts of `src`: their placeholders replace the output's sentinels.
-        """
-        device = next(model.parameters()).device
-        order = sorted(range(len(src)), key=lambda i: len(src[i]))
-        out: list[str] = [""] * len(src)
-        m: TextModelConfig = self._cfg.model
-        # a long decode (beam search on the full test split) reports progress after 10 s
-        for i in track(range(0, len(order), m.eval_batch), desc="decoding", unit="batches",
-                       delay=10):
-            idx = order[i:i + m.eval_batch]
-            ids = generate(model, pad([src[j] for j in idx]).to(device), beam,
-                           m.length_penalty, cache=cache, sentinels=self.keeps_placeholders)
-            for j, text in zip(idx, decode(self.tok, ids, [sources[j] for j in idx])):
-                out[j] = text
-        return out
-
-    def evaluate(self, model: nn.Module, split: Split, cfg: Config) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, split: Split, cfg: Config, info: TextInfo
+                 ) -> dict[str, float]:
         device = next(model.parameters()).device
         loss_sum, tokens = 0.0, 0
         for i in range(0, len(split), cfg.model.eval_batch):
@@ -191,7 +135,7 @@ class TextTask(Task):
                                                                  len(split)))])
             n = int((batch["tgt"][:, 1:] != PAD_ID).sum())
             batch = {k: v.to(device) for k, v in batch.items()}
-            loss_sum += float(self.loss(model, batch, smoothing=0.0)) * n
+            loss_sum += float(token_loss(model, batch, 0.0)) * n
             tokens += n
         # Validation decodes a fixed sample, spread over the split (every corpus of a mix),
         # greedily; the test split is decoded in full.
@@ -199,9 +143,9 @@ class TextTask(Task):
         picks = [i * len(split) // n for i in range(n)]
         beam = 1 if split.role == "val" else cfg.model.beam
         refs, srcs = [split.targets[i] for i in picks], [split.sources[i] for i in picks]
-        hyps = self.translate_ids(model, [split.src[i] for i in picks], srcs, beam)
+        hyps = translate_ids(model, [split.src[i] for i in picks], srcs, beam, cfg, info)
         scores = metrics.score(hyps, refs)
-        self.signature = scores.pop("signature")
+        scores.pop("signature")  # the same for every split: the `signature` hook
         for name, (a, b) in split.parts.items():  # only on the test split: picks == all
             part = metrics.score(hyps[a:b], refs[a:b])
             scores.update({f"bleu:{name}": part["bleu"], f"chrf:{name}": part["chrf"]})
@@ -212,76 +156,13 @@ class TextTask(Task):
             scores["placeholders"] = 100 * kept / total
         return {**scores, "loss": loss_sum / max(tokens, 1)}
 
-    def predict(self, model: nn.Module, raw: Any, info: dict[str, Any], beam: int | None = None,
-                **_: Any) -> list[str]:
-        """Texts (a string or a list of strings) -> translations or summaries, in order.
-
-        Empty inputs give empty outputs; inputs longer than the model's limit are truncated
-        with a warning.
-        """
-        texts = [t.strip() for t in ([raw] if isinstance(raw, str) else raw)]
-        limit = info["max_source_tokens"]
-        src, keep = [], []
-        for i, (text, ids) in enumerate(zip(texts, encode(self.tok, texts))):
-            if not text:
-                continue
-            if len(ids) >= limit:
-                warnings.warn(f"input {i + 1} has {len(ids)} tokens, more than the model's "
-                              f"limit of {limit - 1}; only its start was used", stacklevel=2)
-            src.append(ids[:limit - 1] + [EOS_ID])
-            keep.append(i)
-        out = [""] * len(texts)
-        answers = self.translate_ids(model, src, [texts[i] for i in keep],
-                                     beam or self._cfg.model.beam) if src else []
-        for i, answer in zip(keep, answers):
-            out[i] = answer
-        return out
-
-    def predict_inputs(self, paths: list[str]) -> list[str]:
-        """`e2e predict RUN FILE...`: each line of each file is one input."""
-        from e2e.data.text_lines import read_text_lines
-
-        super().predict_inputs(paths)  # every file exists
-        return [line for p in paths for line in read_text_lines(p)]
-
-    def format_prediction(self, raw: Any, answer: str) -> str:
-        return answer
-
-    def prediction_json(self, raw: Any, answer: str) -> Any:
-        return {"input": raw, "output": answer}
-
-    # ---- export (e2e export / predict --backend onnx) and demo page (e2e serve) ----
-    def export_specs(self, model: nn.Module, info: dict[str, Any]) -> dict:
-        """The encoder, a cache-free decoder step, and the cached pair (memory_kv and
-        decoder_cached): see e2e.tasks.text.export."""
-        from e2e.tasks.text.export import export_specs
-
-        return export_specs(model, info)
-
-    def from_exported(self, modules: dict[str, nn.Module], info: dict[str, Any]) -> nn.Module:
-        """The exported graphs as a model that `e2e.tasks.text.decode` searches with."""
-        from e2e.tasks.text.export import ExportedSeq2Seq
-
-        return ExportedSeq2Seq(modules["encoder"], modules["decoder_step"],
-                               self._cfg.model.max_len, modules.get("memory_kv"),
-                               modules.get("decoder_cached"))
-
-    demo_input = "text"  # the demo page: type text, read the translation or summary
-
-    def demo_page(self, info: dict[str, Any]) -> dict:
-        summary = summarizes(self._cfg)
-        return {"prompt": "A long description to summarize" if summary else
-                "English text to translate", "verb": "Summarize" if summary else "Translate"}
-
-    def demo_answer(self, model: nn.Module, raw: Any, info: dict[str, Any]) -> dict:
-        return {"text": self.predict(model, [str(raw)], info)[0]}
-
-    def report(self, model: nn.Module, split: Split, cfg: Config, run_dir: Path) -> str:
-        (run_dir / "tokenizer.json").write_text(self.tok.to_str())
+    def report(self, model: nn.Module, split: Split, cfg: Config, info: TextInfo, run_dir: Path,
+               metrics: dict[str, float]) -> str:
+        (run_dir / "tokenizer.json").write_text(info.tokenizer)
         picks = random.Random(0).sample(range(len(split)), min(8, len(split)))
-        hyps = self.translate_ids(model, [split.src[i] for i in picks],
-                                  [split.sources[i] for i in picks], cfg.model.beam)
-        rows = ["## Test examples", "", f"BLEU signature: `{self.signature}`", "",
+        hyps = translate_ids(model, [split.src[i] for i in picks],
+                             [split.sources[i] for i in picks], cfg.model.beam, cfg, info)
+        rows = ["## Test examples", "", f"BLEU signature: `{self.signature(cfg)}`", "",
                 "| source | reference | output |", "| --- | --- | --- |"]
         for i, hyp in zip(picks, hyps):
             cells = [split.sources[i][:200], split.targets[i], hyp]
@@ -290,8 +171,20 @@ class TextTask(Task):
         return "\n".join(rows)
 
 
+def token_loss(model: nn.Module, batch: dict, smoothing: float) -> torch.Tensor:
+    """Label-smoothed cross-entropy of each next target token (teacher forcing)."""
+    tgt = batch["tgt"]
+    logits = model(batch["src"], tgt[:, :-1])
+    return F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(),
+                           ignore_index=PAD_ID, label_smoothing=smoothing)
+
+
 def read_corpora(d: TextDataConfig) -> list[tuple[str, list, list, list]]:
     """(name, train, val, test) of each corpus in `data.source` (several joined by "+")."""
+    from e2e.data.text_corpus import corpus_parts, is_corpus_source
+
+    if is_corpus_source(d.source):  # broad, wesnoth, docs, ... (e2e.data.text_corpus)
+        return corpus_parts(d)
     names = d.source.split("+")
     if len(names) > 1 and all(s in SOURCES for s in names):
         return [(s, *read_pairs(dataclasses.replace(d, source=s))[:3]) for s in names]
@@ -316,7 +209,10 @@ def description_pairs(d: TextDataConfig) -> list[tuple[str, str]]:
 
 def read_pairs(d: TextDataConfig) -> tuple[list, list, list, str]:
     """(train, val, test) lists of (source, target) strings, and where they came from."""
-    if "+" in d.source and all(s in SOURCES for s in d.source.split("+")):
+    from e2e.data.text_corpus import CORPORA, is_corpus_source
+
+    if is_corpus_source(d.source) or ("+" in d.source
+                                      and all(s in SOURCES for s in d.source.split("+"))):
         parts = read_corpora(d)
         return (*([pair for part in parts for pair in part[i]] for i in (1, 2, 3)), d.source)
     if d.source == "messages-en-es":
@@ -344,7 +240,8 @@ def read_pairs(d: TextDataConfig) -> tuple[list, list, list, str]:
     path = Path(d.source).expanduser()
     if not path.exists():
         raise E2EError(f"data.source '{d.source}' is neither a known corpus "
-                       f"({', '.join(SOURCES)}) nor an existing TSV file")
+                       f"({', '.join(SOURCES)}, broad, {', '.join(CORPORA)}) nor an "
+                       "existing TSV file")
     from e2e.data.splits import split_indices
     from e2e.data.tsv import read_pairs_tsv
 

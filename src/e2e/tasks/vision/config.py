@@ -1,12 +1,46 @@
 """The vision application's settings: the `data` and `model` sections of its config and its
-training recipe. Nothing here imports torch, so `e2e config` answers at once."""
+training recipe. These defaults ARE the measured recipe (bench/vision.py's `default`); named
+variants are overlays in e2e/recipes/vision/. Nothing here imports torch, so `e2e config`
+answers at once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from e2e.config import Config, TrainConfig
+
+
+@dataclass
+class VisionAugmentConfig:
+    """Training-time changes of the pictures, drawn per image on the whole batch (augment.py):
+    what changes when a camera and a scene change. Each `p_*` is the chance that an image gets
+    that change; the value beside it is its strength. Off at evaluation."""
+
+    p_contrast: float = 0.0  # contrast scaled by c about the image's mean
+    contrast: tuple[float, float] = (0.25, 1.5)  # c, log-uniform in this range
+    p_brightness: float = 0.0  # every pixel + b (b in [0, 1] units)
+    brightness: float = 0.45  # b uniform in [-brightness, +brightness]
+    p_gamma: float = 0.0  # x ** g: non-linear exposure
+    gamma: tuple[float, float] = (0.5, 2.0)  # g, log-uniform in this range
+    p_invert: float = 0.0  # 1 - x: dark object on a light ground
+    p_noise: float = 0.0  # + N(0, s^2) per pixel
+    noise: float = 0.25  # s uniform in [0, noise]
+    p_blur: float = 0.0  # Gaussian blur
+    blur: float = 1.5  # sigma uniform in [0.3, blur] pixels (per 28 pixels of image)
+    p_affine: float = 0.0  # rotate, zoom and move in one resampling
+    rotate: float = 25.0  # degrees, uniform in [-rotate, +rotate]
+    scale: tuple[float, float] = (0.7, 1.4)  # zoom, log-uniform in this range
+    shift: float = 3.0  # pixels (per 28), uniform in [-shift, +shift] on each axis
+    p_erase: float = 0.0  # a rectangle of random grey (random erasing)
+    erase: tuple[float, float] = (0.02, 0.25)  # its area as a fraction of the image
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "p_contrast": "[0, 1]", "contrast": "(0, inf)", "p_brightness": "[0, 1]",
+        "brightness": "[0, 1]", "p_gamma": "[0, 1]", "gamma": "(0, inf)", "p_invert": "[0, 1]",
+        "p_noise": "[0, 1]", "noise": "[0, 1]", "p_blur": "[0, 1]", "blur": "[0.3, 10]",
+        "p_affine": "[0, 1]", "rotate": "[0, 180]", "scale": "(0, inf)", "shift": "[0, inf)",
+        "p_erase": "[0, 1]", "erase": "(0, 1]"}
 
 
 @dataclass
@@ -24,6 +58,7 @@ class VisionDataConfig:
     # Keep the whole dataset, as one uint8 tensor, on the training device (a GPU): batches are
     # then sliced there, with no host-to-device copy per step. In-memory sources only.
     resident: bool = False
+    augment: VisionAugmentConfig = field(default_factory=VisionAugmentConfig)
 
     RANGES: ClassVar[dict[str, str]] = {  # checked by e2e.config (interval notation)
         "val_fraction": "(0, 1)", "test_fraction": "(0, 1)", "split_seed": "[0, inf)",
@@ -40,21 +75,24 @@ class VisionModelConfig:
     dropout: float = 0.0
     label_smoothing: float = 0.1
     tta_flip: bool = True  # average with the mirrored image at test time, where flips are valid
+    # What the network subtracts and divides by first: the training set's pixel mean and std
+    # (dataset), or each image's own (image: the same answer under any brightness and contrast).
+    input_norm: str = "dataset"
 
     RANGES: ClassVar[dict[str, str]] = {"widths": "[1, inf)", "dropout": "[0, 1)",
                                         "label_smoothing": "[0, 1)"}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"input_norm": ("dataset", "image")}
 
 
-def train_recipe() -> TrainConfig:
-    """The training recipe this application uses by default."""
-    # Built for time to accuracy on plain CPUs (issue 16; bench/vision.py): the pooled stem
-    # makes an epoch ~4x cheaper than the larger model's (configs/vision/accurate.yaml).
-    # Measured on Fashion-MNIST: 92.17% test accuracy after 4 epochs, 93.63% after 12.
-    return TrainConfig(epochs=18, batch_size=256, lr=4e-3, weight_decay=0.05,
-                       monitor="val/accuracy", mode="max")
+@dataclass
+class VisionTrain(TrainConfig):
+    """The training recipe: the engine's defaults (AdamW at 4e-3, one-cycle, batches of 256)
+    for 18 epochs, built for time to accuracy on plain CPUs (bench/vision.py)."""
+
+    epochs: int = 18  # the pooled stem makes an epoch ~4x cheaper than the accurate recipe's
 
 
 def default_config(task: str = "vision") -> Config:
     """The whole default config (a stepwise variant of the application passes its own name)."""
-    return Config(task=task, train=train_recipe(), data=VisionDataConfig(),
+    return Config(task=task, train=VisionTrain(), data=VisionDataConfig(),
                   model=VisionModelConfig())

@@ -36,8 +36,9 @@ class ResNetSmall(nn.Module):
 
     def __init__(self, channels: int, classes: int, widths: tuple[int, ...],
                  mean: list[float], std: list[float], dropout: float = 0.0,
-                 stem_pool: bool = False):
+                 stem_pool: bool = False, per_image: bool = False):
         super().__init__()
+        self.per_image = per_image
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
         self.stem = conv_bn(channels, widths[0])
@@ -47,7 +48,14 @@ class ResNetSmall(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(widths[-1], classes)
 
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = pixels.float() / 255
+        if self.per_image:  # each image by its own mean and spread: lighting drops out
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            return (x - mean) / (x - mean).square().mean(dim=(1, 2, 3), keepdim=True).add(
+                1e-4).sqrt()
+        return (x - self.mean) / self.std
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = (pixels.float() / 255 - self.mean) / self.std
-        x = self.stages(self.stem(x))
+        x = self.stages(self.stem(self.normalize(pixels)))
         return self.head(self.dropout(x.amax(dim=(2, 3))))
