@@ -213,6 +213,9 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true",
                         help="ignore bench/runs/: time the stand-in runs (a quick check)")
     parser.add_argument("--no-write", action="store_true", help="leave bench/RESULTS.md alone")
+    parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides for the throughput runs, e.g. "
+                             "train.precision=fp32 (a plain CPU's arithmetic)")
     parser.add_argument("--smoke", action="store_true",
                         help="check the script runs (digits, tiny model); write nothing")
     args = parser.parse_args()
@@ -220,7 +223,8 @@ def main() -> None:
     write = not (args.smoke or args.no_write or args.latency_only or args.throughput_only
                  or args.tiny)
 
-    smoke = ["--data", "digits", "--set", "model.widths=[8,16]"] if args.smoke else []
+    extra = ["--data", "digits", "--set", "model.widths=[8,16]"] if args.smoke else []
+    extra += ["--set", *args.overrides] if args.overrides else []
     body = ["## Scaling and deployment (bench/scale.py)", "",
             f"Command: `{command.strip()}`  ", f"Machine: {machine()}", ""]
     with tempfile.TemporaryDirectory() as tmp:
@@ -230,7 +234,7 @@ def main() -> None:
             for what, nproc, nnodes in (("1", 1, 1), ("2", 2, 1),
                                         ("2: 2 machines x 1 (loopback)", 1, 2)):
                 speed[what] = train_throughput(nproc, args.steps, tmp / f"p{nproc}n{nnodes}",
-                                               args.batch, smoke, nnodes)
+                                               args.batch, extra, nnodes)
                 print(f"{what} process(es): {speed[what]:.0f} samples/s", flush=True)
             body += [
                 f"Training throughput, `e2e train vision` on Fashion-MNIST, global batch "

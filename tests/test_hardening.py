@@ -561,13 +561,14 @@ def mounted_tmpfs(path: Path, size: str) -> bool:
 
 def fill_up(folder: Path) -> None:
     """Write a filler file into `folder` until its file system is full."""
-    with (folder / "filler").open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-        except OSError as e:
-            assert e.errno == errno.ENOSPC
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
 
 
 # ---- 1. disk full before the first checkpoint: no checkpoint claimed, no --resume offered ----
@@ -754,9 +755,9 @@ def _edit(path: Path, old: bytes, new: bytes) -> None:
     path.write_bytes(data.replace(old, new))
 
 
-@pytest.mark.parametrize("old, new", [
-    (b'"classes": ["0", "1"', b'"classes": ["X", "1"'),  # a class name
-    (b'"source": "digits"', b'"source": "zigits"'),  # data.source in the config
+@pytest.mark.parametrize("old, new", [  # as they stand in the header: JSON inside JSON
+    (rb'\"classes\": [\"0\"', rb'\"classes\": [\"X\"'),  # a class name
+    (rb'\"source\": \"digits\"', rb'\"source\": \"zigits\"'),  # data.source
 ])
 def test_edited_weights_metadata_is_refused(old, new, run, tmp_path, capsys):
     copy = tmp_path / "run"

@@ -209,5 +209,21 @@ def test_evaluate_a_fashion_mnist_run_on_a_folder_of_changed_images(fashion_run,
 
 
 def test_robustness_command_prints_the_table(fashion_run):
-    proc = run_cli("robustness", str(fashion_run))
+    proc = run_cli("robustness", str(fashion_run), "--limit", "300")
     assert "| lighting | brightness |" in proc.stdout and "mean corrupted" in proc.stdout
+    assert proc.stdout.startswith("300 test images, each under 33 corruptions")
+
+
+def test_polarity_free_stem_answers_the_same_to_an_inverted_picture():
+    info = VisionInfo(classes=list("abcd"), channels=1, size=[28, 28], mean=[0.3], std=[0.3])
+    x = images(8)
+    dark_on_light = ((255 - x.float()) * 0.6).round().to(torch.uint8)  # inversion, severity 3
+    outputs = {}
+    for free in (True, False):
+        cfg = load_config(None, "vision", ["model.input_norm=image", "model.widths=[8,16]",
+                                           f"model.polarity_free={str(free).lower()}"])
+        torch.manual_seed(0)
+        model = VisionTask().build_model(cfg, info).eval()
+        with torch.no_grad():
+            outputs[free] = (model(x) - model(dark_on_light)).abs().max()
+    assert outputs[True] < 1e-2 < outputs[False]

@@ -14,11 +14,12 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
+from conftest import free_port
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,4 +110,27 @@ def test_the_wheel_works_outside_the_checkout(tmp_path):
     assert len(answer) == 1
     e2e("export", "runs/digits", "--format", "onnx")
     assert any((work / "runs" / "digits").rglob("*.onnx"))
+
+    # the demo page renders the wheel's templates
+    port = free_port()
+    server = subprocess.Popen([str(bin_dir / "e2e"), "serve", "runs/digits", "--port", str(port)],
+                              cwd=work, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        page = None
+        for _ in range(300):
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.2)
+        assert page and b"digits" in page
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+    report = e2e("compare", "vision", "--quick", "--data", "digits", "--out", "runs/compare",
+                 "--set", "model.widths=[8,16]", "train.batch_size=64")
+    assert "| end to end (CNN) |" in report and "| stepwise: HOG + logistic regression |" in report
     assert time.time() - started < 300  # the whole test: about a minute here

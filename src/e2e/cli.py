@@ -296,8 +296,8 @@ def cmd_predict(args) -> int:
         else ExportedPredictor(args.run, args.backend)
     # One unreadable input is named and the others are still answered; the exit code says
     # that something failed.
-    failed = {p: f"input file {p} does not exist" for p in args.inputs if not Path(p).exists()}
-    files = [p for p in args.inputs if p not in failed]
+    failed = [(p, f"input file {p} does not exist") for p in args.inputs if not Path(p).exists()]
+    files = [p for p in args.inputs if Path(p).exists()]
     inputs = model.serving.predict_inputs(files) if files else []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -309,18 +309,18 @@ def cmd_predict(args) -> int:
                 try:
                     answers.extend(model.predict([raw], top_k=args.top_k))
                 except E2EError as e:
-                    failed[raw] = str(e)
+                    failed.append((raw, str(e)))
                     answers.append(None)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     answered = [(raw, a) for raw, a in zip(inputs, answers) if a is not None]
     if args.json:
         print(json.dumps([model.serving.prediction_json(i, a) for i, a in answered]
-                         + [{"input": str(i), "error": e} for i, e in failed.items()], indent=1))
+                         + [{"input": str(i), "error": e} for i, e in failed], indent=1))
     else:
         for raw, answer in answered:
             print(plain(model.serving.format_prediction(raw, answer)))
-    for message in failed.values():
+    for _, message in failed:
         print(f"error: {plain(message)}", file=sys.stderr)
     if failed:
         print(f"error: {len(failed)} of {len(answered) + len(failed)} input(s) could not be "

@@ -22,4 +22,10 @@ or the command that installs it. Environment variables move where the readers lo
     E2E_DRASCULA          /usr/share/scummvm/drascula/en             Drascula's clips
     E2E_DRASCULA_DAT      /usr/share/scummvm/drascula.dat            and their lines
     E2E_WARZONE           /usr/share/games/warzone2100/base.wz       Warzone 2100's voices
+    E2E_STEEL_SKY         /usr/share/scummvm/beneath-a-steel-sky     Beneath a Steel Sky's
+                                                                     sky.dnr and sky.dsk
+    E2E_TUXPAINT_STAMPS   /usr/share/tuxpaint/stamps                 Tux Paint's stamps
+    E2E_HEDGEWARS         /usr/share/games/hedgewars/Data/Sounds/    Hedgewars' voice packs
+                          voices
+    E2E_KTUBERLING        /usr/share/ktuberling/sounds               KTuberling's words
 """

@@ -105,6 +105,30 @@ def _warzone() -> tuple[list[Path], str]:
     return [archive()], INSTALL
 
 
+def _sky_voices() -> tuple[list[Path], str]:
+    from e2e.data.steel_sky import INSTALL, game_dir
+
+    return [game_dir() / "sky.dnr", game_dir() / "sky.dsk"], INSTALL
+
+
+def _tux_voices() -> tuple[list[Path], str]:
+    from e2e.data.tuxpaint import INSTALL, stamps_dir
+
+    return [stamps_dir()], INSTALL
+
+
+def _hedgewars_voices() -> tuple[list[Path], str]:
+    from e2e.data.hedgewars import INSTALL, voices_dir
+
+    return [voices_dir()], INSTALL
+
+
+def _ktuberling_voices() -> tuple[list[Path], str]:
+    from e2e.data.ktuberling import INSTALL, sounds_dir
+
+    return [sounds_dir() / "en.soundtheme"], INSTALL
+
+
 def _real(corpus: str, files: Callable[[], tuple[list[Path], str]]) -> Callable[[], str]:
     """A game corpus: its Debian package, then whether `e2e data speech-real` extracted it."""
     def locate() -> str:
@@ -249,6 +273,14 @@ APPLICATIONS = (
         Source("warzone", "Warzone 2100 speech (data.real_train)", _real("warzone", _warzone)),
         Source("drascula", "Drascula voice acting, the unseen test corpus (data.real_unseen)",
                _real("drascula", _drascula)),
+        Source("steelsky", "Beneath a Steel Sky voice acting, 1.9 h (data.real_train)",
+               _real("steelsky", _sky_voices)),
+        Source("tuxpaint", "Tux Paint's spoken letters, digits and descriptions",
+               _real("tuxpaint", _tux_voices)),
+        Source("hedgewars", "Hedgewars' 10 English voice packs, short phrases",
+               _real("hedgewars", _hedgewars_voices)),
+        Source("ktuberling", "KTuberling's 70 spoken words, one voice",
+               _real("ktuberling", _ktuberling_voices)),
         Source("PATH", "your audio", _yours("a manifest TSV (path<TAB>transcript), a folder of "
                                             "them, or LibriSpeech-style *.trans.txt")),
     )),

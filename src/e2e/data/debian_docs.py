@@ -16,10 +16,10 @@ A page's text blocks (paragraphs, headings, list items, table cells; not code: `
 sequences of block kinds agree (a difflib match over the kinds, so one extra block on one side
 shifts nothing after it). Each paragraph pair is split into sentences and aligned with
 Gale-Church (`e2e.data.sentence_align`); a pair is dropped, with a count, when it was left
-untranslated (same text), is a navigation link ("Next", "Siguiente"), has no words, is longer
-than `max_words`, or has an implausible length ratio (a sign the two blocks are not each
-other's translation). Repeated pairs (a heading in every page's table of contents, a licence
-paragraph on every page) are kept once.
+untranslated (the same text, or most of its words), is a navigation link ("Next",
+"Siguiente"), has no words, is longer than `max_words`, or has an implausible length ratio (a
+sign the two blocks are not each other's translation). Repeated pairs (a heading in every
+page's table of contents, a licence paragraph on every page) are kept once.
 
 The document of a pair is its manual and page (`debian-handbook/apt`): a split by document
 holds out whole pages.
@@ -51,8 +51,9 @@ BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "td", "th", "titl
 SKIP = {"pre", "screen", "script", "style", "credit", "mal:credit", "license", "synopsis",
         "head"}  # code, and the pages' credits and boilerplate
 # the pages' navigation links ("Next", "Prev8.9.", "Siguiente"), not text
-NAVIGATION = re.compile(r"^(Prev|Next|Up|Home|Anterior|Siguiente|Subir|Inicio)[\d. ]*$")
+NAVIGATION = re.compile(r"^(Prev|Next|Up|Home|Anterior|Siguiente|Subir|Inicio)(\d|$)")
 PARA_DIV = re.compile(r"\b(para|formalpara|simpara)\b")  # Publican's <div class="para"> paragraphs
+NAV_CLASS = re.compile(r"\b(docnav|navheader|navfooter)\b")  # the pages' Prev / Next links
 
 
 ARCH = os.environ.get("E2E_INSTALL_GUIDE_ARCH", "amd64")  # installation-guide-arm64, ...
@@ -100,13 +101,16 @@ class _Blocks(HTMLParser):
         self.open: list[tuple[int, str, list[str]]] = []  # (order, tag, text parts)
         self.done: list[tuple[int, str, str]] = []
         self.skip, self.count = 0, 0
-        self.divs: list[bool] = []  # per open <div>: whether it is a paragraph
+        self.roles: dict[str, list[str]] = {"div": [], "ul": []}  # per open one: p, skip or ""
 
     def handle_starttag(self, tag: str, attrs) -> None:
-        if tag == "div":
-            self.divs.append(bool(PARA_DIV.search(dict(attrs).get("class") or "")))
-            tag = "p" if self.divs[-1] else tag
-        if tag in SKIP:
+        if tag in self.roles:  # a <div class="para"> is a paragraph, a navigation bar is skipped
+            cls = dict(attrs).get("class") or ""
+            role = ("skip" if NAV_CLASS.search(cls) else
+                    "p" if tag == "div" and PARA_DIV.search(cls) else "")
+            self.roles[tag].append(role)
+            tag = role or tag
+        if tag in SKIP or tag == "skip":
             self.skip += 1
         elif tag in BLOCKS and not self.skip:
             if tag == "p" and self.open and self.open[-1][1] == "p":
@@ -117,9 +121,9 @@ class _Blocks(HTMLParser):
             self.open[-1][2].append(" ")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "div":
-            tag = "p" if self.divs and self.divs.pop() else tag
-        if tag in SKIP:
+        if tag in self.roles:
+            tag = (self.roles[tag].pop() if self.roles[tag] else "") or tag
+        if tag in SKIP or tag == "skip":
             self.skip = max(0, self.skip - 1)
         elif tag in BLOCKS and not self.skip:
             self._close(tag)
@@ -163,6 +167,17 @@ def paragraph_pairs(en: list[tuple[str, str]], es: list[tuple[str, str]]
     return pairs, len(en) - len(pairs)
 
 
+# a word, not a piece of a path, file or package name (/etc/apt/sources.list.d/)
+WORD = re.compile(r"(?<![\w/.-])[^\W\d_]+(?![\w/-]|\.\w)")
+
+
+def mostly_untranslated(source: str, target: str) -> bool:
+    """A sentence left in English but for a word or two ("see Sección 5.2.3, ..."): most of
+    the target's words (of 6 or more) are the source's."""
+    words, english = WORD.findall(target.lower()), set(WORD.findall(source.lower()))
+    return len(words) >= 6 and sum(w in english for w in words) > 0.6 * len(words)
+
+
 def read_docs(manuals: tuple[str, ...] | None = None, counts: Counter | None = None,
               max_words: int = 60) -> list[DocPair]:
     """Aligned (English, Spanish) sentence pairs of every installed manual (or `manuals`)."""
@@ -186,6 +201,8 @@ def read_docs(manuals: tuple[str, ...] | None = None, counts: Counter | None = N
                 for s, t in sentence_pairs(en, es):
                     if not re.search(r"[^\W\d_]{2,}", s) or s == t:
                         counts["no words or untranslated"] += 1
+                    elif mostly_untranslated(s, t):
+                        counts["mostly untranslated"] += 1
                     elif len(s.split()) > max_words or len(t.split()) > max_words:
                         counts["too long"] += 1
                     elif not plausible(s, t):

@@ -85,23 +85,35 @@ def _wesnoth(counts: Counter) -> list[Pair]:
 EMPHASIS = re.compile(r"\b[^\W\d_]{2,}\b")
 
 
-def unemphasize(text: str) -> str:
+def unemphasize(text: str, names: frozenset[str] = frozenset()) -> str:
     """Beneath a Steel Sky writes stressed words in capitals ("Whatever gave you THAT
-    idea?"); people don't: such words are lower-cased where the line has lower case too."""
+    idea?"); people don't: such words are lower-cased where the line has lower case too, but
+    not `names` (words always in capitals: "LINC")."""
     if not re.search(r"[a-zá-ú]", text):
         return text
-    return EMPHASIS.sub(lambda m: m[0].lower() if m[0].isupper() else m[0], text)
+    return EMPHASIS.sub(lambda m: m[0].lower() if m[0].isupper() and m[0] not in names
+                        else m[0], text)
+
+
+def capital_names(english: list[str], spanish: list[str]) -> frozenset[str]:
+    """Names: words in capitals on both sides (a name is not translated: "LINC"), never
+    written otherwise."""
+    en = {w for t in english for w in EMPHASIS.findall(t)}
+    es = {w for t in spanish for w in EMPHASIS.findall(t)}
+    lower = {w.lower() for w in en | es if not w.isupper()}
+    return frozenset(w for w in en & es if w.isupper() and w.lower() not in lower)
 
 
 def _steel_sky(counts: Counter) -> list[Pair]:
     from e2e.data.steel_sky import translations
 
-    out, seen = [], set()
-    for t, en, es in translations():
+    out, seen, lines = [], set(), translations()
+    names = capital_names([en for _, en, _ in lines], [es for _, _, es in lines])
+    for t, en, es in lines:
         if re.search(r"[\x00-\x1f\x7f-\x9f]", en + es):
             counts["odd characters"] += 1  # the game's own bracket glyphs in a few file names
             continue
-        en, es = unemphasize(en.replace("`", "'")), unemphasize(es)  # `quoted' in English
+        en, es = unemphasize(en.replace("`", "'"), names), unemphasize(es, names)  # `quoted'
         if en == es or (en, es) in seen:
             counts["same on both sides or duplicates"] += 1
             continue
@@ -205,7 +217,9 @@ def broad_splits(val_books: tuple[str, ...] = (), test_books: tuple[str, ...] = 
             out.train[name], out.val[name], out.test[name] = split_documents(
                 pairs, val_fraction, test_fraction, seed)
         if name == "descriptions":  # the messages' held-out packages, described
-            held = {*val_packages, *test_packages}
+            from e2e.data.debian_descriptions import stem
+
+            held = {stem(package) for package in (*val_packages, *test_packages)}
             out.train[name] = [p for p in out.train[name] if p.document not in held]
     if not out.train and not out.test:
         raise DatasetMissing("every corpus of the broad corpus", "; ".join(out.missing.values()))
@@ -242,14 +256,18 @@ def sample_mix(train: dict[str, list[Pair]], alpha: float = 0.5, seed: int = 0,
     the start of one more."""
     shares = sampling_shares({k: len(v) for k, v in train.items()}, alpha)
     size = sum(len(v) for v in train.values()) if size is None else size
+    # largest remainders: the counts add up to `size` exactly
+    want = {k: int(share * size) for k, share in shares.items()}
+    for k in sorted(shares, key=lambda k: want[k] - shares[k] * size)[:size - sum(want.values())]:
+        want[k] += 1
     rng, out = random.Random(seed), []
-    for name, share in shares.items():
-        want, pairs = round(share * size), train[name]
-        while want > 0:
+    for name in shares:
+        left, pairs = want[name], train[name]
+        while left > 0:
             order = list(range(len(pairs)))
             rng.shuffle(order)
-            out += [pairs[i] for i in order[:want]]
-            want -= len(pairs)
+            out += [pairs[i] for i in order[:left]]
+            left -= len(pairs)
     rng.shuffle(out)
     return out
 

@@ -6,11 +6,15 @@ the pair itself (`random.Random(str)` hashes the string with SHA-512), not by a 
 or the order of texts.
 
 The rates, each independent:
-- `typo`: each letter is, with this probability, swapped with the next letter (if that is a
-  letter), dropped, or doubled (one of the three, equally likely); the expected share of
-  letters edited is `typo` (a little less where a swap has no letter after it);
+- `typo`: each letter is, with this probability, swapped with the next letter, dropped, or
+  doubled (one of the three, equally likely; a letter with no letter after it is dropped or
+  doubled instead of swapped). So `typo` is the expected number of edits per letter (a
+  little less: the second letter of a swap gets no edit of its own);
 - `lowercase`: with this probability the whole text is lower-cased (no capitals typed);
 - `punctuation`: each punctuation mark (. , ; : ! ? ¡ ¿ ' ") is dropped with this probability.
+
+Placeholders (%s, %2$d, {0}: `e2e.data.gettext_catalogs.PLACEHOLDER`) are left as they are: a
+user's typo never touches the program's format string.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+
+from e2e.data.gettext_catalogs import SCAN
 
 PUNCTUATION = set(".,;:!?¡¿'\"")
 
@@ -36,33 +42,34 @@ class Noiser:
         """The noisy text and what was done (counts of swaps, drops, doublings,
         lowercased, punctuation dropped)."""
         rng, done = random.Random(f"{self.seed}\x00{text}"), Counter()
+        kept = {i for m in SCAN.finditer(text) for i in range(m.start(), m.end())}
+        lower = rng.random() < self.lowercase
+        done["lowercased"] += lower
         out, i = [], 0
         while i < len(text):
-            c = text[i]
-            if c.isalpha() and rng.random() < self.typo:
-                kind = rng.choice(("swap", "drop", "double"))
-                if kind == "swap" and i + 1 < len(text) and text[i + 1].isalpha():
-                    out += [text[i + 1], c]
+            c = text[i] if i in kept or not lower else text[i].lower()
+            if i in kept:
+                out.append(c)
+            elif c.isalpha() and rng.random() < self.typo:
+                swappable = i + 1 < len(text) and text[i + 1].isalpha() and i + 1 not in kept
+                kind = rng.choice(("swap", "drop", "double") if swappable else ("drop", "double"))
+                if kind == "swap":
+                    out += [text[i + 1].lower() if lower else text[i + 1], c]
                     done["swaps"] += 1
                     i += 2
                     continue
                 if kind == "drop":
                     done["drops"] += 1
-                elif kind == "double":
+                else:
                     out += [c, c]
                     done["doublings"] += 1
-                else:
-                    out.append(c)  # a swap with nothing to swap with
             elif c in PUNCTUATION and rng.random() < self.punctuation:
                 done["punctuation dropped"] += 1
             else:
                 out.append(c)
             i += 1
         noisy = " ".join("".join(out).split())  # a dropped mark leaves no double space
-        if rng.random() < self.lowercase:
-            noisy = noisy.lower()
-            done["lowercased"] += 1
-        return noisy, done
+        return noisy, +done
 
 
 def add_noise(texts: list[str], typo: float = 0.03, lowercase: float = 0.5,

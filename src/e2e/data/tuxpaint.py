@@ -34,7 +34,7 @@ LICENSE = "GPL-2+ (Debian package tuxpaint-stamps-default)"
 
 
 def stamps_dir() -> Path:
-    return Path(os.environ.get("E2E_TUXPAINT", "/usr/share/tuxpaint/stamps"))
+    return Path(os.environ.get("E2E_TUXPAINT_STAMPS", "/usr/share/tuxpaint/stamps"))
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,14 @@ from typing import Any
 
 import torch
 
+from e2e.atomic import write_atomic
 from e2e.config import Config, validate
 from e2e.engine import distributed, gradflow
 from e2e.engine.batching import micro_batches_per_epoch, to_device, train_batches
 from e2e.engine.checkpoint import (
     NonFiniteWeights,
     load_checkpoint,
+    load_model_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -49,7 +51,7 @@ from e2e.engine.platform import (  # noqa: F401  (autocast_for, cpu_has_amx: ben
 from e2e.engine.progress import MetricsLog, Progress, check_logger
 from e2e.engine.results import headline
 from e2e.engine.run import RunDir, write_report
-from e2e.engine.weights import save_best
+from e2e.engine.weights import load_weights, save_best
 from e2e.errors import E2EError, NonFiniteLoss
 
 
@@ -233,7 +235,7 @@ def start(task, cfg: Config, run: RunDir, resume: bool, quiet: bool) -> Training
 def restore(run: RunDir, model, optimizer, ema: WeightEMA | None, device) -> TrainState:
     """Weights, optimizer, EMA and RNG streams from RUN/checkpoints/last.pt."""
     ckpt = load_checkpoint(run.last, map_location=device)
-    model.load_state_dict(ckpt["model"])
+    load_model_state(model, ckpt["model"], run.last)  # a --set model.* that changed it: 1 line
     optimizer.load_state_dict(ckpt["optimizer"])
     if ema is not None:
         if "ema" not in ckpt:
@@ -276,7 +278,7 @@ def check_gradflow(t: Training) -> None:
     """After the first backward: every parameter got gradient from the loss, or fail."""
     rows = gradflow.check_gradflow(t.model)
     if t.env.is_main:
-        t.run.gradflow.write_text(json.dumps(gradflow.to_json(rows), indent=1))
+        write_atomic(t.run.gradflow, json.dumps(gradflow.to_json(rows), indent=1))
     t.progress.write(gradflow.summary(rows))
 
 
@@ -319,12 +321,16 @@ def evaluate_and_keep_best(t: Training) -> None:
 
 
 def keep_best(t: Training, metrics: dict[str, float]) -> None:
-    """The weights just evaluated (the EMA's, if on) become `best`."""
+    """The weights just evaluated (the EMA's, if on) become `best`: RUN/model.safetensors,
+    written once, read by e2e.load and by any tool."""
     weights = t.ema.state_dict() if t.ema else t.model.state_dict()
     best = {"model": weights, "info": t.splits.info.to_dict(), "task": t.task.name,
             "step": t.state.step, "metrics": metrics}
-    save(t, best, t.run.best)
-    save_best(t.run.path, best, t.cfg.to_dict())  # model.safetensors, for elsewhere
+    try:
+        save_best(t.run.path, best, t.cfg.to_dict())  # refuses NaN / Inf, like a checkpoint
+    except NonFiniteWeights as e:
+        raise nonfinite(t, f"the weights held NaN or Inf ({', '.join(e.names[:3])}) when "
+                        "kept as the best", t.state.step) from None
 
 
 # ---- checkpoints ----
@@ -361,7 +367,8 @@ def finish(t: Training) -> dict:
     results: dict[str, Any] = {}
     if t.env.is_main:
         if t.run.best.exists():
-            t.model.load_state_dict(load_checkpoint(t.run.best, map_location=t.device)["model"])
+            state_dict, _ = load_weights(t.run.best)
+            t.model.load_state_dict(state_dict)
             t.ema = None  # `best` holds the averaged weights already
         scores = evaluate(t, t.splits.test)
         test = {f"test/{k}": v for k, v in scores.items()}
@@ -374,7 +381,7 @@ def finish(t: Training) -> dict:
                    "train_seconds": round(state.elapsed, 2), "parameters": t.n_params,
                    "best_step": state.best_step, f"best_{tc.monitor}": state.best,
                    "stopped": state.stopped, **test}
-        t.run.results.write_text(json.dumps(results, indent=1))
+        write_atomic(t.run.results, json.dumps(results, indent=1))  # inspect reads it
         t.log.log(state.step, state.epoch, state.elapsed, test)
         write_report(t.run, t.cfg, results, extra)
         t.progress.write("test: " + ", ".join(f"{k} {v:.4f}" for k, v in headline(test).items()))

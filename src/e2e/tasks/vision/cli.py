@@ -12,6 +12,7 @@ def add_parsers(sub, data_sub) -> None:
                        "rotation, scale, occlusion; 3 severities each)")
     p.add_argument("run")
     p.add_argument("--seed", type=int, default=0, help="the corruptions' random draws")
+    p.add_argument("--limit", type=int, default=0, help="the first N test images; 0 = all")
     p.add_argument("--json", action="store_true", help="print the accuracies as JSON")
     p.add_argument("--device", default="cpu")
     p.set_defaults(handler=cmd_robustness)
@@ -33,7 +34,7 @@ def add_parsers(sub, data_sub) -> None:
 def cmd_robustness(args) -> int:
     from e2e import api
     from e2e.errors import E2EError
-    from e2e.tasks.vision.corruptions import model_labels, robustness, table
+    from e2e.tasks.vision.corruptions import CORRUPTIONS, model_labels, robustness, table
 
     model = api.load(args.run, device=args.device)
     if model.cfg.task != "vision":
@@ -43,12 +44,14 @@ def cmd_robustness(args) -> int:
     if not hasattr(test, "tensors"):
         raise E2EError("e2e robustness needs a run trained on an in-memory source "
                        "(fashion-mnist, mnist, digits or IDX files)")
-    x, y = test.tensors["x"], test.tensors["y"]
+    x, y = test.tensors["x"][:args.limit or None], test.tensors["y"][:args.limit or None]
     result = robustness(model_labels(model.model, model.info, model.cfg.model.tta_flip), x, y,
                         args.seed)
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))
     else:
+        print(f"{len(y):,} test images, each under {3 * len(CORRUPTIONS)} corruptions "
+              "(e2e/tasks/vision/corruptions.py); accuracy, mean over the 3 severities:\n")
         print("\n".join(table({str(args.run): result})))
     return 0
 

@@ -78,6 +78,9 @@ class VisionModelConfig:
     # What the network subtracts and divides by first: the training set's pixel mean and std
     # (dataset), or each image's own (image: the same answer under any brightness and contrast).
     input_norm: str = "dataset"
+    # The stem responds to |filter . image|: an image and its negative give the same features,
+    # so with input_norm=image a polarity flip (light garment <-> dark) changes nothing.
+    polarity_free: bool = False
 
     RANGES: ClassVar[dict[str, str]] = {"widths": "[1, inf)", "dropout": "[0, 1)",
                                         "label_smoothing": "[0, 1)"}

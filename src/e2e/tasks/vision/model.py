@@ -11,6 +11,20 @@ def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
                          nn.BatchNorm2d(c_out), nn.GELU())
 
 
+class Magnitude(nn.Module):
+    """|x|: a filter's response regardless of its sign, as HOG's unsigned gradients."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.abs()
+
+
+def polarity_free_stem(c_in: int, c_out: int) -> nn.Sequential:
+    """conv -> |.| -> BN: the same features for an image and its negative (with per-image
+    normalization, an inverted picture: a dark garment on a light ground)."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), Magnitude(),
+                         nn.BatchNorm2d(c_out), nn.GELU())
+
+
 class ResidualStage(nn.Module):
     """conv -> 2x2 max-pool -> residual conv: halves the resolution, changes the width."""
 
@@ -36,12 +50,13 @@ class ResNetSmall(nn.Module):
 
     def __init__(self, channels: int, classes: int, widths: tuple[int, ...],
                  mean: list[float], std: list[float], dropout: float = 0.0,
-                 stem_pool: bool = False, per_image: bool = False):
+                 stem_pool: bool = False, per_image: bool = False,
+                 polarity_free: bool = False):
         super().__init__()
         self.per_image = per_image
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
-        self.stem = conv_bn(channels, widths[0])
+        self.stem = (polarity_free_stem if polarity_free else conv_bn)(channels, widths[0])
         if stem_pool:
             self.stem.append(nn.MaxPool2d(2))
         self.stages = nn.Sequential(*[ResidualStage(a, b) for a, b in zip(widths, widths[1:])])

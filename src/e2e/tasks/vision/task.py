@@ -136,7 +136,7 @@ class VisionTask(Task):
                            "below 1px; use fewer model.widths or model.stem_pool=false")
         return ResNetSmall(info.channels, len(info.classes), tuple(m.widths),
                            info.mean, info.std, m.dropout, stem_pool,
-                           per_image=m.input_norm == "image")
+                           per_image=m.input_norm == "image", polarity_free=m.polarity_free)
 
     def prepare_batch(self, batch: dict, train: bool, cfg: Config, info: VisionInfo) -> dict:
         x = batch["x"]
