@@ -53,7 +53,12 @@ def finish(*procs: subprocess.Popen) -> list[str]:
     outputs = []
     try:
         for proc in procs:
-            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            try:
+                out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+                raise AssertionError(f"no end after {TIMEOUT} s:\n{out}\n{err}") from None
             assert proc.returncode == 0, f"exit {proc.returncode}:\n{out}\n{err}"
             outputs.append(err)
     finally:

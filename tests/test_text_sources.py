@@ -164,3 +164,30 @@ def test_a_corpus_is_a_text_data_source():
     train, val, test, origin = read_pairs(TextDataConfig(source="tuxpaint"))
     assert origin == "tuxpaint" and train and val and test
     assert not {s for s, _ in train} & {s for s, _ in test}
+
+
+def _build(source: str, *overrides: str):
+    from e2e.tasks import load_config
+    from e2e.tasks.text.task import TextTask
+
+    cfg = load_config(None, "text", [f"data.source={source}", "data.vocab_size=320",
+                                     "data.limit=300", *overrides])
+    return TextTask().build_data(cfg)
+
+
+def test_corpora_joined_by_plus_train_on_a_mix_and_are_scored_apart():
+    for name in ("steel-sky", "tuxpaint"):
+        corpus(name)
+    splits = _build("steel-sky+tuxpaint", "data.test_limit=20")
+    assert splits.info.source == "steel-sky+tuxpaint"
+    assert splits.test.parts == {"steel-sky": (0, 20), "tuxpaint": (20, 40)}
+    assert len(splits.train) == 300 and len(splits.val) > 0
+
+
+@pytest.mark.slow  # reads every corpus: ~12 s of one core
+def test_broad_holds_out_the_unseen_corpus_as_a_test_part():
+    splits = _build("broad")
+    unseen = len(corpus("tuxpaint")[0])
+    start, end = splits.test.parts["tuxpaint"]
+    assert end - start == unseen and set(splits.test.parts) >= {"bible", "messages", "docs"}
+    assert not set(splits.train.sources) & set(splits.test.sources)

@@ -322,8 +322,8 @@ def cmd_predict(args) -> int:
             print(plain(model.serving.format_prediction(raw, answer)))
     for _, message in failed:
         print(f"error: {plain(message)}", file=sys.stderr)
-    if failed:
-        print(f"error: {len(failed)} of {len(answered) + len(failed)} input(s) could not be "
+    if failed and len(failed) + len(answered) > 1:
+        print(f"error: {len(failed)} of {len(answered) + len(failed)} inputs could not be "
               "answered (named above)", file=sys.stderr)
     return EXIT_FAILED if failed else 0
 

@@ -39,16 +39,20 @@ def open_image(path: str | Path | BinaryIO, size: int | None = None,
     its header, before decoding anything. A JPEG over the limit is decoded at a reduced scale
     when one fits (its DCT makes 1/2 to 1/8 scale free) and still covers `size`."""
     limit = MAX_PIXELS if max_pixels is None else max_pixels
+    what = f"image {path}" if isinstance(path, (str, Path)) else "the image"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow's bomb warning: the check below decides
-        img = Image.open(path)
+        try:
+            img = Image.open(path)
+        except Image.DecompressionBombError as e:  # over twice Image.MAX_IMAGE_PIXELS
+            raise TooManyPixels(f"{what}: {str(e).rstrip('.')}; the limit is "
+                                f"{limit / 1e6:g} megapixels") from None
     width, height = img.size
     if width * height > limit and img.format == "JPEG" and size:
         img.draft(img.mode, (size, size))
         width, height = img.size
     if width * height > limit:
         img.close()
-        what = f"image {path}" if isinstance(path, (str, Path)) else "the image"
         raise TooManyPixels(f"{what} is {width} x {height} pixels "
                             f"({width * height / 1e6:.1f} megapixels); the limit is "
                             f"{limit / 1e6:g} megapixels")

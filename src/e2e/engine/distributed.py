@@ -205,6 +205,11 @@ def launch(nproc: int, args: list[str], nodes: Nodes = Nodes()) -> int:
     env = {**os.environ}
     # torchrun would set 1 thread per process with a warning; share the cores out instead.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    if nodes.max_restarts:
+        # Restarted processes would otherwise meet in the store of the failed attempt and may
+        # read its stale addresses: hang or fail (pytorch/pytorch#135712). This gives each
+        # attempt a store of its own, hosted by its rank 0.
+        env.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
     return run_child(cmd, env)
 
 

@@ -85,7 +85,8 @@ class NetPolicy:
     `info.frames - 1` earlier ones, `info.frame_gap` steps apart (the first frame of the
     drive standing in for those before it), exactly as it was trained."""
 
-    def __init__(self, model: torch.nn.Module, info: DrivingInfo, name: str = "network"):
+    def __init__(self, model: torch.nn.Module, info: DrivingInfo | dict, name: str = "network"):
+        info = DrivingInfo.from_dict(info)  # or its dict form
         self.model, self.info, self.name = model.eval(), info, name
         self.frames, self.gap = info.frames, info.frame_gap
         self.history: list[np.ndarray] = []

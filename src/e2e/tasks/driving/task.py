@@ -19,6 +19,7 @@ Seeds (tracks): recordings 0-199 by convention, DAgger rollouts 200-499, validat
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -192,7 +193,8 @@ class DrivingTask(Task):
 
     # ---- model and loss ----
     def build_model(self, cfg: Config, info: DrivingInfo) -> nn.Module:
-        m: DrivingModelConfig = cfg.model
+        # the frames it stacks are the data's (info), as the policy that drives it stacks them
+        m = dataclasses.replace(cfg.model, frames=info.frames, frame_gap=info.frame_gap)
         if info.missing:
             raise E2EError(info.missing)
         if not len(m.widths) == len(m.kernels) == len(m.strides) >= 1:

@@ -8,8 +8,8 @@ import sys
 
 
 def add_parsers(sub, data_sub) -> None:
-    from e2e.tasks.speech.config import SpeechDataConfig as D  # light: no torch
     from e2e.data.speech_real import CORPORA  # light: no torch
+    from e2e.tasks.speech.config import SpeechDataConfig as D  # light: no torch
 
     p = sub.add_parser("transcribe", help="transcribe audio files with a trained speech run")
     p.add_argument("run")

@@ -35,6 +35,10 @@ class SpeechServing(Serving):
         out = []
         for item in items:
             x = torch.as_tensor(item if torch.is_tensor(item) else read_audio(item))
+            if x.dtype != torch.float32 or x.dim() != 1:
+                raise E2EError(f"a waveform must be 1-D float32 samples in [-1, 1] at 16 kHz "
+                               f"(as e2e.data.audio.read_audio gives), got {x.dtype} of shape "
+                               f"{tuple(x.shape)}")
             seconds = len(x) / SAMPLE_RATE
             if len(x) < 400:  # shorter than one 25 ms frame: nothing to hear
                 out.append({"text": "", "seconds": seconds, "rtf": 0.0})
