@@ -18,7 +18,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src"
 # Lowest first. A part may import parts of its own layer or below.
 LAYERS = [
-    {"e2e.errors", "e2e.extras"},
+    {"e2e.errors", "e2e.extras", "e2e.atomic"},  # atomic: crash-safe file writes
     {"e2e.config", "e2e.data", "e2e.plots", "e2e.recipes"},  # recipes: YAML files + lookup
     {"e2e.engine"},
     {"e2e.tasks"},  # the registry and the contract (tasks/__init__, tasks/base)

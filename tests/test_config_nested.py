@@ -60,3 +60,11 @@ def test_nested_keys_are_listed_with_their_ranges():
 def test_bad_nested_values_name_the_key(item, says):
     with pytest.raises(E2EError, match=says.replace("?", r"\?")):
         merge(fresh(), {}, [item])
+
+
+def test_a_word_setting_keeps_the_word_yaml_would_read_as_a_boolean():
+    from e2e.tasks import load_config
+    assert load_config(task="vision", overrides=["data.flip=no"]).data.flip == "no"
+    assert load_config(task="vision", overrides=["data.flip=yes"]).data.flip == "yes"
+    with pytest.raises(E2EError, match="train.check_gradflow must be bool"):
+        load_config(task="vision", overrides=["train.check_gradflow=maybe"])

@@ -20,7 +20,7 @@ from e2e.engine.restore import load_run, restore_model
 from e2e.engine.run import RunDir
 from e2e.engine.weights import FILENAME as WEIGHTS_FILE
 from e2e.engine.weights import exported_config
-from e2e.tasks import default_config, get_task, load_config
+from e2e.tasks import TASKS, default_config, get_task, load_config
 
 
 def train(task: str | None = None, out: str | Path = "runs/latest",
@@ -30,7 +30,7 @@ def train(task: str | None = None, out: str | Path = "runs/latest",
     for driving with data.dagger_rounds, rounds of it); returns the final results (also in
     OUT/results.json)."""
     if resume:
-        RunDir(out).require()
+        RunDir(out).require(TASKS)
         cfg = load_config(RunDir(out).config, None, overrides)
     elif isinstance(config, Config):
         cfg = config
@@ -54,7 +54,7 @@ class Predictor:
             self.cfg = merge(default_config(exported["task"]), exported,
                              source=str(self.run.path / WEIGHTS_FILE))
         else:
-            self.run.require()
+            self.run.require(TASKS)
             self.cfg = load_config(self.run.config)
         self.task = get_task(self.cfg.task)
         self.serving = self.task.Serving()

@@ -164,7 +164,7 @@ def apply_override(cfg: Config, item: str) -> None:
         value = text
     if value is None and text.strip() not in ("null", "~", "none", "None"):
         value = text
-    _assign(cfg, section, name, value, source="--set")
+    _assign(cfg, section, name, value, source="--set", text=text.strip())
 
 
 def with_overrides(cfg: Config, *overrides: str) -> Config:
@@ -273,7 +273,10 @@ def _did_you_mean(cfg: Config, key: str) -> str:
     return f" Did you mean {' or '.join(close)}?" if close else ""
 
 
-def _assign(cfg: Config, section: str, name: str, value: Any, source: str) -> None:
+def _assign(cfg: Config, section: str, name: str, value: Any, source: str,
+            text: str | None = None) -> None:
+    """Set one key; `text` is the value as typed on the command line (a word setting such as
+    data.flip=no keeps it, where YAML would have read a boolean)."""
     obj = getattr(cfg, section, None) if section in SECTIONS else None
     if obj is None:
         raise E2EError(f"{source}: unknown section '{section}'."
@@ -298,6 +301,8 @@ def _assign(cfg: Config, section: str, name: str, value: Any, source: str) -> No
             _assign(cfg, top, f"{dotted}.{key}", item, source)
         return
     hints = typing.get_type_hints(type(obj))
+    if hints[name] is str and text is not None and isinstance(value, bool):
+        value = text
     try:
         coerced = _coerce(value, hints[name])
     except (TypeError, ValueError):

@@ -252,14 +252,14 @@ class ExportedPredictor:
 
     def __init__(self, run: str | Path, backend: str = "onnx"):
         from e2e.engine.run import RunDir
-        from e2e.tasks import get_task, load_config
+        from e2e.tasks import TASKS, get_task, load_config
 
         if backend not in FORMATS:
             raise E2EError(f"unknown backend '{backend}'; choose torch, {', '.join(FORMATS)}")
         folder, manifest = read_manifest(run)
         self.run = RunDir(Path(run) if (Path(run) / "config.yaml").exists()
                           else Path(manifest["run"]))
-        self.run.require()
+        self.run.require(TASKS)
         self.cfg = load_config(self.run.config)
         if manifest["task"] != self.cfg.task:
             raise E2EError(f"{folder} holds a '{manifest['task']}' export but "

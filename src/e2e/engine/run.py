@@ -25,7 +25,7 @@ import contextlib
 import errno
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import matplotlib
@@ -111,24 +111,23 @@ class RunDir:
 
     def is_run(self) -> bool:
         """True for a folder e2e trained in (now or before), whatever state it was left in:
-        it holds e2e's marker, or (runs made before the marker) an e2e config naming a known
-        application beside a metrics.csv. Another tool's config.yaml, checkpoints/ or .lock
+        it holds e2e's marker, or (runs made before the marker) a whole e2e config (task and
+        every section) beside a metrics.csv. Another tool's config.yaml, checkpoints/ or .lock
         do not make a run."""
         if self.marker.is_file():
             return True
         if not self.metrics.is_file():
             return False
         try:
-            self.read_config()
+            raw = self.read_config()
         except E2EError:
             return False
-        return True
+        return all(isinstance(raw.get(s), dict) for s in SECTIONS)  # as e2e writes it: whole
 
-    def read_config(self) -> dict:
-        """RUN/config.yaml as written by e2e: a mapping naming a known application. Refuses
+    def read_config(self, known_tasks: Collection[str] = ()) -> dict:
+        """RUN/config.yaml as written by e2e: a mapping naming an application (one of
+        `known_tasks` when the caller knows the registry; the engine does not). Refuses
         (E2EError) an empty, unreadable or foreign file instead of falling back to defaults."""
-        from e2e.tasks import TASKS
-
         what = f"{self.config} (the run's settings)"
         try:
             text = self.config.read_text()
@@ -149,9 +148,10 @@ class RunDir:
             raise E2EError(f"{what} is not an e2e config: unknown section(s) {unknown}; an "
                            f"e2e run's config has task, {', '.join(SECTIONS)}")
         task = raw.get("task")
-        if not isinstance(task, str) or task not in TASKS:
-            raise E2EError(f"{what} names no known application (task: {task!r}; known: "
-                           f"{', '.join(TASKS)}); restore it from a copy, or train a new run")
+        if not isinstance(task, str) or not task or (known_tasks and task not in known_tasks):
+            known = f"; known: {', '.join(known_tasks)}" if known_tasks else ""
+            raise E2EError(f"{what} names no known application (task: {task!r}{known}); "
+                           "restore it from a copy, or train a new run")
         return raw
 
     def remove_temporaries(self) -> list[Path]:
@@ -172,12 +172,12 @@ class RunDir:
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
         cfg.save(self.config)
 
-    def require(self) -> None:
+    def require(self, known_tasks: Collection[str] = ()) -> None:
         """Refuse a folder that is not a run, or whose config.yaml is empty or damaged."""
         if not self.config.exists():
             raise E2EError(f"{self.path} is not a run directory (no config.yaml); "
                            "pass the --out directory of an `e2e train` run")
-        self.read_config()
+        self.read_config(known_tasks)
 
     def weights(self) -> Path:
         """The weights to predict with: the best if chosen, else the last checkpoint."""

@@ -32,21 +32,19 @@ def add_parsers(sub, data_sub) -> None:
 
 
 def cmd_robustness(args) -> int:
-    from e2e import api
+    from e2e.engine.restore import load_run
     from e2e.errors import E2EError
     from e2e.tasks.vision.corruptions import CORRUPTIONS, model_labels, robustness, table
+    from e2e.tasks.vision.task import VisionTask
 
-    model = api.load(args.run, device=args.device)
-    if model.cfg.task != "vision":
-        raise E2EError(f"{args.run} is a '{model.cfg.task}' run; `e2e robustness` scores "
-                       "vision runs")
-    test = model.task.build_data(model.cfg).test
+    task = VisionTask()
+    cfg, net, info, _ = load_run(task, args.run, args.device, command="robustness")
+    test = task.build_data(cfg, info).test
     if not hasattr(test, "tensors"):
         raise E2EError("e2e robustness needs a run trained on an in-memory source "
                        "(fashion-mnist, mnist, digits or IDX files)")
     x, y = test.tensors["x"][:args.limit or None], test.tensors["y"][:args.limit or None]
-    result = robustness(model_labels(model.model, model.info, model.cfg.model.tta_flip), x, y,
-                        args.seed)
+    result = robustness(model_labels(net, info, cfg.model.tta_flip), x, y, args.seed)
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))
     else:
