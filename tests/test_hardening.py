@@ -747,6 +747,27 @@ def test_command_line_numbers_are_range_checked(argv, says, run, tmp_path, capsy
     assert not (run / "export").exists()
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["drive", "RUN", "--max-steps", "0"], "argument --max-steps: must be at least 1, got 0"),
+    (["drive", "RUN", "--workers", "-1"], "argument --workers: must be at least 1, got -1"),
+    (["data", "driving", "--out", "OUT", "--noise", "nan"], "argument --noise: must be at least 0"),
+    (["transcribe", "RUN", "a.wav", "--threads", "-3"], "argument --threads: must be at least 0"),
+    (["data", "speech-synth", "--out", "OUT", "--flite", "1.5"],
+     "argument --flite: must be in [0, 1], got 1.5"),
+    (["data", "speech-synth", "--out", "OUT", "--n", "ten"],
+     "argument --n: expected a whole number, got 'ten'"),
+    (["translate", "RUN", "hi", "--beam", "0"], "argument --beam: must be at least 1, got 0"),
+    (["robustness", "RUN", "--limit", "-5"], "argument --limit: must be at least 0, got -5"),
+])
+def test_application_command_numbers_are_checked_where_declared(argv, says, tmp_path, capsys):
+    argv = [{"RUN": str(tmp_path / "run"), "OUT": str(tmp_path / "out")}.get(a, a) for a in argv]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err and says in err, err
+    assert not (tmp_path / "out").exists()  # refused before anything ran
+
+
 # ---- 7. model.safetensors: metadata under the checksum; labels printed as plain text -------
 
 def _edit(path: Path, old: bytes, new: bytes) -> None:

@@ -33,6 +33,28 @@ def describe_os_error(e: OSError) -> str:
     return f"{reason}{where}"
 
 
+def number(kind: type, low: float, high: float = float("inf")):
+    """An argparse `type=` for a number flag: parses it and refuses it outside [low, high]
+    (NaN and infinities too), so every command's numbers are checked where they are declared."""
+    import argparse
+    import math
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            kind_name = 'a whole number' if kind is int else 'a number'
+            raise argparse.ArgumentTypeError(f"expected {kind_name}, "
+                                             f"got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            allowed = f"at least {low:g}" if high == float("inf") else f"in [{low:g}, {high:g}]"
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def check_range(flag: str, value: float, low: float, high: float = float("inf")) -> None:
     """Refuse a number given on the command line outside [low, high], NaN and infinities
     included: one line naming the flag, instead of a traceback far from it."""

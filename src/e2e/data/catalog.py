@@ -260,7 +260,7 @@ APPLICATIONS = (
     )),
     Application("speech", "e2e train speech --data synth|PATH; --set data.real=auto; "
                           "--set data.flite=F data.piper=F", (
-        Source("synth", "synthetic voices rendered by espeak-ng (the default)",
+        Source("synth", "synthetic voices by espeak-ng (the default, mixed with real voices)",
                _program("espeak-ng", SYNTH_INSTALL)),
         Source("flite", "more synthetic voices in the synth corpus (data.flite)",
                _program("flite", SYNTH_INSTALL)),
@@ -285,7 +285,7 @@ APPLICATIONS = (
                                             "them, or LibriSpeech-style *.trans.txt")),
     )),
     Application("text", "e2e train text --data NAME[+NAME]|PATH", (
-        Source("bible-en-es", "KJV -> Reina-Valera 1909, ~31k verse pairs (the default)",
+        Source("bible-en-es", "KJV -> Reina-Valera 1909, ~31k verse pairs (default, + messages)",
                _bible),
         Source("debian-descriptions", "package description -> one-line summary, ~55k pairs",
                _descriptions),

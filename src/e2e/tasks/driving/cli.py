@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from e2e.errors import E2EError
+from e2e.errors import E2EError, number
 from e2e.tasks.driving.config import STEERING_NOISE
 
 
@@ -18,9 +18,11 @@ def add_parsers(sub, data_sub) -> None:
                                      "tracks in closed loop and score it")
     p.add_argument("run", help="a driving run directory, or 'expert'")
     p.add_argument("--seeds", default="1000-1019", help="track seeds, e.g. 1000-1019 or 3,7")
-    p.add_argument("--episodes", type=int, help="drive the first K of the seeds (default all)")
-    p.add_argument("--max-steps", type=int, default=1000, help="simulator steps per episode")
-    p.add_argument("--workers", type=int, default=2, help="episodes driven in parallel")
+    p.add_argument("--episodes", type=number(int, 1),
+                   help="drive the first K of the seeds (default all)")
+    p.add_argument("--max-steps", type=number(int, 1), default=1000,
+                   help="simulator steps per episode")
+    p.add_argument("--workers", type=number(int, 1), default=2, help="episodes driven in parallel")
     p.add_argument("--video", metavar="GIF", help="save the first drive, controls drawn on it")
     p.add_argument("--checkpoint", default="best", help="best | last | a checkpoint file")
     p.add_argument("--json", action="store_true", help="print per-track results as JSON")
@@ -30,10 +32,12 @@ def add_parsers(sub, data_sub) -> None:
                                             "(frames + actions, compressed)")
     p.add_argument("--out", required=True, help="folder for episode-SEED.npz + metadata.json")
     p.add_argument("--seeds", default="0-19", help="training track seeds, e.g. 0-19")
-    p.add_argument("--episodes", type=int, help="record the first N of the seeds (default all)")
-    p.add_argument("--max-steps", type=int, default=1000)
-    p.add_argument("--workers", type=int, default=2, help="episodes recorded in parallel")
-    p.add_argument("--noise", type=float, default=STEERING_NOISE,
+    p.add_argument("--episodes", type=number(int, 1),
+                   help="record the first N of the seeds (default all)")
+    p.add_argument("--max-steps", type=number(int, 1), default=1000)
+    p.add_argument("--workers", type=number(int, 1), default=2,
+                   help="episodes recorded in parallel")
+    p.add_argument("--noise", type=number(float, 0), default=STEERING_NOISE,
                    help="perturb the executed steering by this much (std) while the labels "
                         "stay the expert's, so the data shows recoveries (DART); 0 = none")
     p.set_defaults(handler=cmd_data_driving)

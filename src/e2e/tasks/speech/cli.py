@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
+from e2e.errors import number
+
 
 def add_parsers(sub, data_sub) -> None:
     from e2e.data.speech_real import CORPORA  # light: no torch
@@ -18,7 +20,7 @@ def add_parsers(sub, data_sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip (and count) unreadable files instead of stopping")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=number(int, 0), default=0,
                    help="torch CPU threads (default: torch's choice); 1 is faster on a busy CPU")
     p.add_argument("--device", default="cpu")
     p.set_defaults(handler=cmd_transcribe)
@@ -26,17 +28,20 @@ def add_parsers(sub, data_sub) -> None:
     p = data_sub.add_parser("speech-synth", help="render a synthetic speech corpus with espeak-ng")
     p.add_argument("--out", required=True, help="corpus folder (WAVs + manifests)")
     # the defaults are the data config's: the corpus `e2e train speech` would render
-    p.add_argument("--n", type=int, default=D.n, help="training utterances")
-    p.add_argument("--n-val", type=int, default=D.n_val, help="validation utterances (own voices)")
-    p.add_argument("--n-test", type=int, default=D.n_test, help="test utterances per kind")
+    p.add_argument("--n", type=number(int, 1), default=D.n, help="training utterances")
+    p.add_argument("--n-val", type=number(int, 1), default=D.n_val,
+                   help="validation utterances (own voices)")
+    p.add_argument("--n-test", type=number(int, 1), default=D.n_test,
+                   help="test utterances per kind")
     p.add_argument("--kinds", default=D.kinds, help="comma-separated: digits, letters, sentences")
-    p.add_argument("--flite", type=float, default=D.flite,
+    p.add_argument("--flite", type=number(float, 0, 1), default=D.flite,
                    help="fraction of utterances by flite voices instead of espeak-ng (data.flite)")
-    p.add_argument("--piper", type=float, default=D.piper,
+    p.add_argument("--piper", type=number(float, 0, 1), default=D.piper,
                    help="fraction of training utterances by piper-tts's neural voice "
                         "(data.piper; pip install \"e2e[piper]\")")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    p.add_argument("--seed", type=number(int, 0), default=0)
+    p.add_argument("--workers", type=number(int, 0), default=0,
+                   help="processes (default: all cores)")
     p.set_defaults(handler=cmd_data_speech_synth)
 
     p = data_sub.add_parser("speech-real", help="extract real human speech from Debian game "

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 
+from e2e.errors import number
+
 
 def add_parsers(sub, data_sub) -> None:
     for name in ("translate", "summarize"):
         p = sub.add_parser(name, help=f"{name} text with a trained text run")
         p.add_argument("run")
         p.add_argument("texts", nargs="*", metavar="TEXT", help="inputs; none = lines on stdin")
-        p.add_argument("--beam", type=int, help="beam width (default: the run's model.beam)")
+        p.add_argument("--beam", type=number(int, 1),
+                       help="beam width (default: the run's model.beam)")
         p.add_argument("--device", default="cpu")
         p.set_defaults(handler=cmd_text)
 

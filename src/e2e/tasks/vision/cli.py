@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 
+from e2e.errors import number
+
 
 def add_parsers(sub, data_sub) -> None:
     p = sub.add_parser("robustness", help="score a vision run on its test set under every "
                        "corruption (lighting, contrast, polarity, noise, blur, position, "
                        "rotation, scale, occlusion; 3 severities each)")
     p.add_argument("run")
-    p.add_argument("--seed", type=int, default=0, help="the corruptions' random draws")
-    p.add_argument("--limit", type=int, default=0, help="the first N test images; 0 = all")
+    p.add_argument("--seed", type=number(int, 0), default=0, help="the corruptions' random draws")
+    p.add_argument("--limit", type=number(int, 0), default=0,
+                   help="the first N test images; 0 = all")
     p.add_argument("--json", action="store_true", help="print the accuracies as JSON")
     p.add_argument("--device", default="cpu")
     p.set_defaults(handler=cmd_robustness)
@@ -26,8 +29,9 @@ def add_parsers(sub, data_sub) -> None:
                    help="this corruption only (repeatable; default: all)")
     p.add_argument("--severity", type=int, action="append", choices=(1, 2, 3),
                    help="this severity only (repeatable; default: 1, 2 and 3)")
-    p.add_argument("--limit", type=int, default=0, help="the first N test images; 0 = all")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=number(int, 0), default=0,
+                   help="the first N test images; 0 = all")
+    p.add_argument("--seed", type=number(int, 0), default=0)
     p.set_defaults(handler=cmd_write_corrupted)
 
 
