@@ -71,8 +71,8 @@ def _lowpass(up: int, down: int) -> np.ndarray:
     return firwin(20 * m + 1, 1.0 / m, window=("kaiser", 5.0))
 
 
-def read_audio(path: str | Path, target: int = SAMPLE_RATE) -> np.ndarray:
-    """float32 mono samples in [-1, 1] at `target` Hz; stereo is averaged, any rate resampled."""
+def read_samples(path: str | Path) -> tuple[np.ndarray, int]:
+    """(float32 mono samples, their rate) of a WAV, FLAC or OGG file; stereo is averaged."""
     import soundfile as sf
 
     path = Path(path)
@@ -83,7 +83,13 @@ def read_audio(path: str | Path, target: int = SAMPLE_RATE) -> np.ndarray:
     except Exception as e:  # soundfile raises its own LibsndfileError, RuntimeError, ...
         raise E2EError(f"{path} is not a readable audio file ({e}); WAV, FLAC or OGG "
                        "expected") from None
-    return np.clip(resample(x.mean(axis=1), rate, target), -1, 1)  # resampling overshoots
+    return x.mean(axis=1), rate
+
+
+def read_audio(path: str | Path, target: int = SAMPLE_RATE) -> np.ndarray:
+    """float32 mono samples in [-1, 1] at `target` Hz; any rate resampled."""
+    x, rate = read_samples(path)
+    return np.clip(resample(x, rate, target), -1, 1)  # resampling overshoots
 
 
 def write_wav(path: Path, x: np.ndarray, rate: int = SAMPLE_RATE) -> None:

@@ -204,7 +204,7 @@ def _steel_sky() -> str:
 
 
 def _tuxpaint() -> str:
-    from e2e.data.tuxpaint_sentences import INSTALL, stamps_dir
+    from e2e.data.tuxpaint import INSTALL, stamps_dir
 
     if not any(stamps_dir().rglob("*.txt")):
         raise DatasetMissing("Tux Paint's stamp descriptions", INSTALL)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from e2e.data.audio import Utterance
 from e2e.errors import DatasetMissing, E2EError
 
 INSTALL = "sudo apt-get update && sudo apt-get install -y drascula scummvm-data"
@@ -37,12 +37,6 @@ def clips_dir() -> Path:
 def dat_file() -> Path:
     return Path(os.environ.get("E2E_DRASCULA_DAT", "/usr/share/scummvm/drascula.dat"))
 
-
-@dataclass(frozen=True)
-class Clip:
-    path: Path
-    text: str
-    speaker: str
 
 
 def read_texts(path: Path) -> dict[str, list[str]]:
@@ -79,7 +73,7 @@ def read_texts(path: Path) -> dict[str, list[str]]:
     return out
 
 
-def clips() -> list[Clip]:
+def clips() -> list[Utterance]:
     """Every clip whose character and line number has an English line."""
     folder, dat = clips_dir(), dat_file()
     if not folder.is_dir() or not dat.exists():
@@ -95,7 +89,7 @@ def clips() -> list[Clip]:
             continue  # sound effects (S, F) have no line
         lines = texts[prefix]
         if int(num) < len(lines) and lines[int(num)].strip():
-            out.append(Clip(f, lines[int(num)].strip(), who[prefix]))
+            out.append(Utterance(f, lines[int(num)].strip(), who[prefix]))
     return out
 
 

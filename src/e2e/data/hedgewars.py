@@ -17,10 +17,9 @@ Clip form: `audio()` returns (float32 mono samples in [-1, 1], rate), as the oth
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from e2e.data.tuxpaint import read_ogg as read_ogg
+from e2e.data.audio import Utterance
 from e2e.errors import DatasetMissing
 
 INSTALL = "sudo apt-get update && sudo apt-get install -y hedgewars-data"
@@ -50,14 +49,8 @@ def voices_dir() -> Path:
     return Path(os.environ.get("E2E_HEDGEWARS", "/usr/share/games/hedgewars/Data/Sounds/voices"))
 
 
-@dataclass(frozen=True)
-class Clip:
-    path: Path
-    text: str
-    speaker: str  # the voice pack, lower case
 
-
-def clips(folder: str | Path | None = None) -> list[Clip]:
+def clips(folder: str | Path | None = None) -> list[Utterance]:
     """Every English pack's clip whose name PHRASES splits into words."""
     root = Path(folder) if folder else voices_dir()
     if not root.is_dir():
@@ -66,5 +59,5 @@ def clips(folder: str | Path | None = None) -> list[Clip]:
     for pack in ENGLISH_PACKS:
         for f in sorted((root / pack).glob("*.ogg")):
             if f.stem in PHRASES:
-                out.append(Clip(f, PHRASES[f.stem], pack.lower()))
+                out.append(Utterance(f, PHRASES[f.stem], pack.lower()))
     return out

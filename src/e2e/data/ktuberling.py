@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from e2e.data.tuxpaint import read_ogg as read_ogg
+from e2e.data.audio import Utterance
 from e2e.errors import DatasetMissing, E2EError
 
 INSTALL = "sudo apt-get update && sudo apt-get install -y ktuberling-data"
@@ -34,12 +33,6 @@ def sounds_dir() -> Path:
     return Path(os.environ.get("E2E_KTUBERLING", "/usr/share/ktuberling/sounds"))
 
 
-@dataclass(frozen=True)
-class Clip:
-    path: Path
-    text: str
-    speaker: str
-
 
 def word(name: str) -> str | None:
     for p in PLAYGROUNDS:
@@ -47,7 +40,7 @@ def word(name: str) -> str | None:
     return None if name in UNSURE else WORDS.get(name, name.replace("_", " "))
 
 
-def clips(folder: str | Path | None = None) -> list[Clip]:
+def clips(folder: str | Path | None = None) -> list[Utterance]:
     root = Path(folder) if folder else sounds_dir()
     theme = root / "en.soundtheme"
     if not theme.exists():
@@ -60,5 +53,5 @@ def clips(folder: str | Path | None = None) -> list[Clip]:
         text = word(name)
         if text and file not in seen and (root / file).exists():
             seen.add(file)
-            out.append(Clip(root / file, text, "en"))
+            out.append(Utterance(root / file, text, "en"))
     return out

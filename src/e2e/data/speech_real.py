@@ -26,7 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from e2e.data.audio import Utterance, check_text, read_manifest, resample, write_manifest, write_wav
+from e2e.data.audio import (
+    Utterance,
+    check_text,
+    read_manifest,
+    read_samples,
+    resample,
+    write_manifest,
+    write_wav,
+)
 from e2e.errors import DatasetMissing, E2EError
 
 CORPORA = ("queen", "drascula", "warzone", "steelsky", "tuxpaint", "hedgewars", "ktuberling")
@@ -76,7 +84,7 @@ def _files(module: str) -> Callable[[], Iterator[tuple[str, str, str, Callable[[
 
         m = importlib.import_module(f"e2e.data.{module}")
         for c in m.clips():
-            yield str(c.path), c.text, c.speaker, lambda c=c: m.read_ogg(c.path)
+            yield str(c.path), c.text, c.speaker, lambda c=c: read_samples(c.path)
     return read
 
 

@@ -22,12 +22,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from e2e.errors import DatasetMissing, E2EError
+from e2e.data.audio import Utterance
+from e2e.errors import DatasetMissing
 
 INSTALL = "sudo apt-get update && sudo apt-get install -y tuxpaint-stamps-default"
 LICENSE = "GPL-2+ (Debian package tuxpaint-stamps-default)"
@@ -37,37 +35,31 @@ def stamps_dir() -> Path:
     return Path(os.environ.get("E2E_TUXPAINT_STAMPS", "/usr/share/tuxpaint/stamps"))
 
 
-@dataclass(frozen=True)
-class Clip:
-    path: Path
-    text: str
-    speaker: str  # en_gb, en or desc (see the module doc)
-
 
 def first_line(txt: Path) -> str:
     lines = txt.read_text(encoding="utf-8", errors="replace").splitlines()
     return lines[0].strip() if lines else ""
 
 
-def clips(folder: str | Path | None = None) -> list[Clip]:
+def clips(folder: str | Path | None = None) -> list[Utterance]:
     """Every English letter, digit and description clip (one per distinct recording)."""
     root = Path(folder) if folder else stamps_dir()
     if not root.is_dir():
         raise DatasetMissing(f"Tux Paint stamps (looked in {root})", INSTALL)
-    found: list[Clip] = []
+    found: list[Utterance] = []
     letters = root / "symbols" / "alphabets" / "english"
     for f in sorted(letters.rglob("*_en_GB.ogg")):
         if "_desc" not in f.name:
-            found.append(Clip(f, f.name[0].lower(), "en_gb"))
+            found.append(Utterance(f, f.name[0].lower(), "en_gb"))
     for f in sorted((root / "symbols" / "math").glob("*.ogg")):
         m = re.fullmatch(r"(\d+)(_en_GB)?\.ogg", f.name)
         txt = f.with_name(f"{m.group(1)}.txt") if m else None
         if txt and txt.exists():
-            found.append(Clip(f, first_line(txt), "en_gb" if m.group(2) else "en"))
+            found.append(Utterance(f, first_line(txt), "en_gb" if m.group(2) else "en"))
     for f in sorted(root.rglob("*_desc.ogg")):
         txt = f.with_name(f.name[:-len("_desc.ogg")] + ".txt")
         if txt.exists() and first_line(txt):
-            found.append(Clip(f, first_line(txt), "desc"))
+            found.append(Utterance(f, first_line(txt), "desc"))
     seen: set[str] = set()
     out = []
     for c in found:
@@ -78,12 +70,3 @@ def clips(folder: str | Path | None = None) -> list[Clip]:
     return out
 
 
-def read_ogg(path: Path) -> tuple[np.ndarray, int]:
-    """(float32 mono samples, rate); E2EError naming the file if it does not decode."""
-    import soundfile as sf
-
-    try:
-        x, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # noqa: BLE001 - libsndfile's errors vary by codec
-        raise E2EError(f"{path}: OGG clip does not decode ({e})") from None
-    return x.mean(axis=1), rate

@@ -12,19 +12,14 @@ repeated pairs (stamps drawn twice). The document of a pair is its stamp folder
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from e2e.data.tuxpaint import INSTALL, stamps_dir  # one stamps folder, one variable
 from e2e.errors import DatasetMissing
 
-INSTALL = "sudo apt-get update && sudo apt-get install -y tuxpaint-stamps-default"
 LICENSE = "GPL-2+ (Tux Paint stamps, Debian package tuxpaint-stamps-default)"
-
-
-def stamps_dir() -> Path:
-    return Path(os.environ.get("E2E_TUXPAINT_STAMPS", "/usr/share/tuxpaint/stamps"))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,7 +156,8 @@ def fit(task, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = 
                 state.stopped = f"time limit of {tc.time_limit:.0f}s reached at step {state.step}"
             if t.env.is_main and (state.step % t.checkpoint_every == 0 or last_step
                                   or state.stopped):
-                save(t, checkpoint_state(t), t.run.last)
+                with finite_weights(t, "checkpointed"):
+                    save_checkpoint(checkpoint_state(t), t.run.last)
                 t.last_good.append(state.step)
             if state.stopped:
                 t.progress.write(state.stopped)
@@ -326,11 +327,8 @@ def keep_best(t: Training, metrics: dict[str, float]) -> None:
     weights = t.ema.state_dict() if t.ema else t.model.state_dict()
     best = {"model": weights, "info": t.splits.info.to_dict(), "task": t.task.name,
             "step": t.state.step, "metrics": metrics}
-    try:
-        save_best(t.run.path, best, t.cfg.to_dict())  # refuses NaN / Inf, like a checkpoint
-    except NonFiniteWeights as e:
-        raise nonfinite(t, f"the weights held NaN or Inf ({', '.join(e.names[:3])}) when "
-                        "kept as the best", t.state.step) from None
+    with finite_weights(t, "kept as the best"):
+        save_best(t.run.path, best, t.cfg.to_dict())
 
 
 # ---- checkpoints ----
@@ -342,12 +340,15 @@ def checkpoint_state(t: Training) -> dict[str, Any]:
             **({"ema": t.ema.state_dict()} if t.ema is not None else {})}
 
 
-def save(t: Training, ckpt: dict[str, Any], path: Path) -> None:
+@contextmanager
+def finite_weights(t: Training, when: str) -> Iterator[None]:
+    """Writers of weights refuse NaN / Inf anywhere (a saved file is a good one): stop the
+    run with the message of a non-finite loss."""
     try:
-        save_checkpoint(ckpt, path)  # refuses NaN / Inf anywhere: a checkpoint is good
+        yield
     except NonFiniteWeights as e:
         raise nonfinite(t, f"the weights held NaN or Inf ({', '.join(e.names[:3])}) when "
-                        "checkpointed", t.state.step) from None
+                        f"{when}", t.state.step) from None
 
 
 def nonfinite(t: Training, what: str, step: int) -> NonFiniteLoss:
