@@ -4,6 +4,7 @@ Each application's default config (`e2e train APP`, `e2e config APP`) IS the sys
 benchmark measures and the README quotes. A benchmark adds only the keys below: how long and
 how it runs, where its data are, which tracks it drives; never what is trained.
 `tests/test_recipes.py` runs each benchmark's `--print-config` and holds it to this list.
+A curve part (CURVES) varies one declared key over its points, each recorded with its command.
 """
 
 from __future__ import annotations
@@ -25,7 +26,16 @@ PLACES = {
                "data.real": "where the real corpora are extracted"},
     "driving": {"data.source": "the benchmark's own recordings",
                 "data.workers": "processes driving episodes",
-                "data.test_seeds": "the 100 unseen test tracks"},
+                "data.test_seeds": "the 100 unseen test tracks",
+                "data.test_random_seeds": "the unseen test tracks driven in randomized colours"},
+}
+
+
+# The experiments a benchmark's curve part runs on top of the recipe, one key per application:
+# each point of the curve is its own run, recorded in RESULTS.md with the command that
+# reproduces it alone (`--set KEY=VALUE`); the benchmark's main part never sets these.
+CURVES = {
+    "speech": {"data.real_fraction": "the data curve: nested shares of the real training hours"},
 }
 
 
@@ -44,4 +54,16 @@ def check(app: str, overrides: list[str]) -> list[str]:
             raise SystemExit(f"bench: '{item}' changes what {app} trains; a benchmark sets only "
                              f"its budget ({', '.join(keys)}). Change the default in "
                              f"e2e/tasks/{app}/config.py, or pass it with --set as an experiment")
+    return overrides
+
+
+def curve_check(app: str, overrides: list[str]) -> list[str]:
+    """`overrides` unchanged if each sets the application's declared curve key; else a
+    SystemExit naming the first that does not."""
+    keys = CURVES.get(app, {})
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key not in keys:
+            raise SystemExit(f"bench: '{item}' is not {app}'s curve experiment "
+                             f"({', '.join(keys) or 'none declared'}, bench/budget.py CURVES)")
     return overrides

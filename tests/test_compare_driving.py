@@ -18,9 +18,12 @@ from e2e.errors import E2EError  # noqa: E402
 from e2e.stepwise.driving import DrivingCompare, compare_driving, jobs  # noqa: E402
 from e2e.stepwise.modular_driver import (  # noqa: E402
     CAR_COL,
+    AdaptiveModularDriver,
     ModularDriver,
+    adaptive_road_mask,
     hud_speed,
     road_centres,
+    road_colour,
     road_mask,
 )
 from e2e.tasks import load_config  # noqa: E402
@@ -99,11 +102,13 @@ def test_compare_records_then_trains_nested_subsets_and_drives_the_same_tracks(t
     settings = DrivingCompare(episodes=3, sizes=(1, 2, 5))  # 5 > the 2 training episodes
     bar = Bar()
     result = compare_driving(opts, bar, settings)
-    assert bar.n == jobs(opts, settings) == 4  # record, end to end on 1 and 2 episodes, modular
+    # record, end to end on 1 and 2 episodes, the modular pipeline and its adaptive version
+    assert bar.n == jobs(opts, settings) == 5
     assert (tmp_path / "driving" / "recordings" / "episode-000002.npz").exists()
     e2e = [r for r in result.rows if r.train_examples]
-    (modular,) = [r for r in result.rows if not r.train_examples]
+    modular, adaptive = [r for r in result.rows if not r.train_examples]
     assert modular.side.startswith("stepwise:") and modular.infer_ms > 0
+    assert adaptive.side.startswith("stepwise, adaptive:") and adaptive.infer_ms > 0
     assert [r.train_examples for r in e2e] == [60, 120]
     # nested: each subset is a prefix of the same episodes, none is the held-out episode
     files = []
@@ -115,11 +120,15 @@ def test_compare_records_then_trains_nested_subsets_and_drives_the_same_tracks(t
     # the stepwise side drives the test track: standing still scores -11 in 110 steps
     assert modular.quality > 10
     assert result.metric.higher_is_better and "| min score |" in result.notes
+    assert "| usual look: mean score |" in result.notes and \
+        "| randomized looks: mean score |" in result.notes
     # the full comparison trains every size for the same steps (the test's 4, not the epochs)
     assert "4 optimizer steps (batch 32) at every size" in result.notes
     # the teacher drives the same test track, and scores what it scores (never a fixed text)
     expert = next(ln for ln in result.notes.splitlines() if ln.startswith("| privileged expert"))
     assert float(expert.split("|")[2]) > 10
+    # the expert reads the state: the same track in other colours, the same drive
+    assert expert.split("|")[2] == expert.split("|")[6]
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +149,22 @@ def test_compare_cli_writes_report(compared):
     assert "## driving" in report and "mean closed-loop score (higher is better)" in report
     assert "| end to end (PilotNet, behavior cloning) | 100 |" in report
     assert "| stepwise: road mask" in report and "none (no learning)" in report
+    assert "| stepwise, adaptive: road colour read from the frame" in report
+    # the randomized-look column: the test track again, in other colours
+    assert "| randomized looks: mean score |" in report and "again in randomized colours" in report
     assert "| min score |" in report and (root / "report" / "driving_data_curve.png").stat().st_size
+
+
+def test_the_randomized_column_drives_the_usual_columns_tracks_unless_told_otherwise(tmp_path):
+    from e2e.stepwise.driving import _config
+
+    s = DrivingCompare()
+    assert _config(CompareOptions(out=tmp_path), s).data.test_random_seeds == "1000-1099"
+    quick = _config(CompareOptions(out=tmp_path, quick=True), s).data
+    assert quick.test_random_seeds == quick.test_seeds == "1000-1001"
+    for given in ("1100-1109", ""):
+        opts = CompareOptions(out=tmp_path, overrides=[f"data.test_random_seeds={given}"])
+        assert _config(opts, s).data.test_random_seeds == given
 
 
 def test_subsets_are_nested_prefixes_disjoint_from_the_held_out_episode(compared):
@@ -155,9 +179,9 @@ def test_subsets_are_nested_prefixes_disjoint_from_the_held_out_episode(compared
     assert subsets[0] == subsets[1][:1]
     cfg.data.offline_val_episodes, cfg.data.episodes = 1, 5
     assert [f.name for f in DrivingTask().build_data(cfg).train.files] == ["episode-000000.npz"]
-    # one progress step per trained or driven system: e2e on 1 episode, modular
+    # one progress step per trained or driven system: e2e on 1 episode, the two modular ones
     opts = CompareOptions(out=root, data=str(root / "rec"))
-    assert jobs(opts) == 2 and jobs(CompareOptions(out=root, quick=True)) == 1 + 3 + 1
+    assert jobs(opts) == 3 and jobs(CompareOptions(out=root, quick=True)) == 1 + 3 + 2
 
 
 def test_predict_driving_run_from_png_and_npy(compared, tmp_path):
@@ -188,3 +212,34 @@ def test_predict_driving_run_from_png_and_npy(compared, tmp_path):
     (tmp_path / "notes.txt").write_text("not a frame")
     with pytest.raises(E2EError, match=r"notes.txt is not a readable frame.*PNG/JPEG"):
         model.predict([str(tmp_path / "notes.txt")])
+
+
+def test_adaptive_pipeline_drives_a_randomized_track_the_fixed_one_leaves():
+    # track 1001 in randomized colours: the fixed thresholds see no road and the car leaves it
+    fixed, _ = run_episode(ModularDriver(), seed=1001, max_steps=300, look="random")
+    adaptive, _ = run_episode(AdaptiveModularDriver(), seed=1001, max_steps=300, look="random")
+    assert adaptive.offtrack_steps == 0 and adaptive.tiles > 0.25 * adaptive.track_tiles
+    assert fixed.tiles < 0.5 * adaptive.tiles and adaptive.score > fixed.score + 200
+    # in the usual look it drives as the fixed one does
+    usual, _ = run_episode(AdaptiveModularDriver(), seed=1001, max_steps=300)
+    assert usual.offtrack_steps == 0 and usual.tiles > 0.25 * usual.track_tiles
+
+
+def test_adaptive_road_mask_finds_the_road_in_other_colours():
+    env = make_env(look="random")
+    from e2e.tasks.driving.sim import reset_env
+
+    obs = reset_env(env, 1003, "random")
+    expert = Expert(env)
+    for t in range(160):
+        obs, *_ = step_env(env, np.zeros(3) if t < WARMUP else expert.act(env))
+    assert not road_mask(obs)[:60].any()  # the usual look's thresholds see no road here
+    colour, spread = road_colour(obs)
+    assert np.linalg.norm(colour - env.unwrapped.road_color) < 10 and spread < 10
+    mask = adaptive_road_mask(obs, colour)
+    # the same picture as the usual look's mask of the usual look: road under the car and
+    # ahead, none at the edges, and the road's centre line starts under the car
+    assert mask[60, 48] and not mask[:, :5].any()
+    centres = road_centres(mask)
+    assert abs(centres[0] - CAR_COL) < 6 and np.isfinite(centres[:30]).all()
+    env.close()

@@ -128,6 +128,11 @@ def test_compare_speech_writes_the_report(tmp_path):
                  "stepwise: MFCC + DTW templates"):
         assert f"| {side} |" in report
     assert "WER, asterisk digits+letters (lower is better)" in report
+    from e2e.stepwise import pocketsphinx
+    from e2e.stepwise.speech import POCKETSPHINX
+
+    if pocketsphinx.installed():  # beside them, on the same clips, nothing trained
+        assert f"| {POCKETSPHINX} | none (no learning) |" in report
     assert "Winner by training-set size" in report and "synth single words" in report
     assert (tmp_path / "report" / "speech_data_curve.png").stat().st_size > 5000
     assert "report:" in proc.stdout
@@ -140,3 +145,28 @@ def test_compare_speech_writes_the_report(tmp_path):
     assert float(notes[-1][5]) < 0.8
     assert all(0 <= float(r[3]) for r in main)
     assert len(read_manifest(corpus / "train.tsv")) == 40
+
+
+def test_pocketsphinx_is_a_row_of_the_comparison_on_the_same_word_sets(monkeypatch):
+    """Its row: no training examples (pretrained elsewhere), WER on the Asterisk words from
+    the transcripts pocketsphinx gave for those very clips."""
+    from types import SimpleNamespace
+
+    from e2e.stepwise import pocketsphinx
+    from e2e.stepwise.speech import POCKETSPHINX, SETS, WordSets, score_pocketsphinx
+
+    answers = {800: "one", 1600: "three", 2400: "a", 3200: "b"}  # by clip length
+
+    def fake(clips, cache):
+        return pocketsphinx.Result([answers[len(c)] for c in clips], 0.0,
+                                   0.01 * len(clips), len(clips))
+    monkeypatch.setattr(pocketsphinx, "transcribe_cached", fake)
+    tests = WordSets.__new__(WordSets)
+    z = lambda n: np.zeros(n, np.float32)  # noqa: E731
+    tests.sets = {SETS[1]: ([z(800), z(1600)], ["one", "two"]), SETS[2]: ([z(2400)], ["a"]),
+                  SETS[3]: ([z(3200)], ["c"])}
+    row, scores, results = score_pocketsphinx(SimpleNamespace(real_clips=0), tests)
+    assert (row.side, row.train_examples) == (POCKETSPHINX, 0)
+    assert row.quality == pytest.approx(1 / 3) == scores[SETS[0]]  # "two" heard as "three"
+    assert scores[SETS[3]] == 1.0 and results == {}
+    assert row.infer_ms == pytest.approx(1000 * 0.03 / 3)  # decoding per Asterisk word

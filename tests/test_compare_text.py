@@ -128,3 +128,31 @@ def test_compare_text_without_apertium_is_skipped_with_the_install_command(tmp_p
     report = (tmp_path / "report.md").read_text()
     assert "Skipped" in report and "sudo apt-get install apertium-eng-spa" in report
     assert not (tmp_path / "text").exists()  # nothing was trained
+
+
+def test_compare_text_on_a_mix_of_corpora_scores_each_domain(tmp_path):
+    from e2e.data.text_corpus import read_corpus
+
+    for name in ("steel-sky", "tuxpaint"):
+        try:
+            read_corpus(name)
+        except DatasetMissing as e:
+            pytest.skip(f"{name} is not installed: {e.install}")
+    sets = [o for o in TINY if not o.startswith("data.test_limit=")] + ["data.test_limit=20"]
+    args = [a for o in sets for a in ("--set", o)]
+    run_cli("compare", "text", "--data", "steel-sky+tuxpaint", "--quick", "--out",
+            str(tmp_path), *args, env={"OMP_NUM_THREADS": "1"})
+    report = (tmp_path / "report.md").read_text()
+    assert "first 20 test pairs of each corpus" in report
+    head = next(line for line in report.splitlines() if line.startswith("| test set | pairs |"))
+    assert head.split("|")[3:-1] == [" end to end, 30 pairs ", " end to end, 90 pairs ",
+                                     " end to end, 300 pairs ", " apertium eng-spa (rules) "]
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in report.splitlines()
+            if line.startswith(("| Beneath a Steel Sky", "| Tux Paint"))}
+    assert set(rows) == {"Beneath a Steel Sky dialogue (held-out stretches)",
+                         "Tux Paint stamp sentences"}
+    for cells in rows.values():
+        assert cells[0].strip() == "20" and len(cells) == 5
+        bleu, chrf = (float(x) for x in cells[-1].split("/"))  # apertium, on real sentences
+        assert bleu > 5 and chrf > 20
+    assert "The training mix" in report and "| steel-sky |" in report

@@ -366,3 +366,234 @@ def test_noisy_expert_records_clean_labels_and_drifts_off_the_line(tmp_path):
     # the same seed drives the same perturbation: recordings are reproducible
     a, b = NoisyExpertPolicy(0.2, seed=5), NoisyExpertPolicy(0.2, seed=5)
     assert all(a.act(None, label)[0] == b.act(None, label)[0] for _ in range(50))
+
+
+# ---- looks: the usual colours and randomized ones (issue 34) ----
+
+def test_a_randomized_look_is_the_same_track_and_the_same_frames_for_the_same_seed():
+    from e2e.tasks.driving.sim import RANDOM, look_seed, reset_env, step_env
+
+    usual, a, b, other = make_env(), make_env(look=RANDOM), make_env(look=RANDOM), \
+        make_env(look=RANDOM)
+    frames = [reset_env(usual, 1003), reset_env(a, 1003, RANDOM), reset_env(b, 1003, RANDOM),
+              reset_env(other, 1004, RANDOM)]
+    # the track is the usual look's track of that seed: the colours alone differ
+    assert np.array_equal(np.asarray(usual.unwrapped.track), np.asarray(a.unwrapped.track))
+    assert not np.allclose(a.unwrapped.road_color, usual.unwrapped.road_color)
+    assert not np.allclose(a.unwrapped.road_color, other.unwrapped.road_color)
+    for t in range(WARMUP + 20):  # the same (seed, look): the same frames, step after step
+        action = np.array([0.3 * np.sin(t / 4), 0.5, 0.0]) if t >= WARMUP else np.zeros(3)
+        frames = [step_env(env, action)[0] for env in (usual, a, b, other)]
+        assert np.array_equal(frames[1], frames[2]), f"step {t}"
+    assert not np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[1], frames[3])
+    assert look_seed(1003) != 1003 and look_seed(1003) == look_seed(1003)
+    with pytest.raises(E2EError, match="make_env"):
+        reset_env(usual, 1003, RANDOM)
+    with pytest.raises(E2EError, match="look is one of usual, random, got 'blue'"):
+        make_env(look="blue")
+
+
+def test_the_experts_labels_do_not_depend_on_the_look(tmp_path):
+    from e2e.tasks.driving.closed_loop import drive
+    from e2e.tasks.driving.sim import RANDOM, USUAL
+
+    episodes, _ = drive(ExpertPolicy(), [(3, USUAL), (3, RANDOM)], max_steps=160, workers=1,
+                        record_dir=tmp_path)
+    assert [e.look for e in episodes] == [USUAL, RANDOM]
+    frames_u, labels_u = read_episode(tmp_path / "episode-000003.npz")
+    frames_r, labels_r = read_episode(tmp_path / "episode-000003-random.npz")
+    # the expert reads the state, and the physics ignore colours: the very same actions ...
+    assert np.array_equal(labels_u, labels_r) and episodes[0].score == episodes[1].score
+    # ... on other pixels
+    assert frames_u.shape == frames_r.shape and (frames_u != frames_r).mean() > 0.3
+
+
+def test_the_share_of_randomized_tracks_is_a_property_of_each_seed():
+    from e2e.tasks.driving.sim import RANDOM, USUAL, random_look, tracks
+
+    picked = tracks(list(range(200, 300)), 0.3)
+    assert 29 <= sum(look == RANDOM for _, look in picked) <= 31
+    # a seed keeps its look in any list it is part of
+    assert all(tracks([s], 0.3) == [(s, look)] for s, look in picked[:20])
+    assert {look for _, look in tracks(list(range(50)), 0.0)} == {USUAL}
+    assert {look for _, look in tracks(list(range(50)), 1.0)} == {RANDOM}
+    assert tracks([1, 2], 0.0, look=RANDOM) == [(1, RANDOM), (2, RANDOM)]
+    assert not random_look(7, 0.0)
+
+
+def test_e2e_data_driving_records_a_share_in_randomized_looks(tmp_path):
+    out = tmp_path / "rec"
+    run_cli("data", "driving", "--out", str(out), "--seeds", "4", "--max-steps", "70",
+            "--workers", "1", "--random-looks", "1")
+    assert [f.name for f in out.glob("*.npz")] == ["episode-000004-random.npz"]
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["random_looks"] == 1.0 and meta["episodes"]["random-4"]["look"] == "random"
+    proc = run_cli("data", "driving", "--out", str(out), "--seeds", "4", "--random-looks", "2",
+                   check=False)
+    assert proc.returncode != 0 and "--random-looks: must be in [0, 1], got 2" in proc.stderr
+    proc = run_cli("drive", "expert", "--seeds", "4", "--look", "blue", check=False)
+    assert proc.returncode != 0 and "invalid choice: 'blue'" in proc.stderr
+
+
+def test_camera_augmentation_noise_jpeg_and_swapped_channels():
+    import dataclasses
+
+    from e2e.tasks.driving.task import DrivingDataConfig, augment
+
+    off = DrivingDataConfig(shift_px=0, mirror=0, brightness=0, contrast=0, color=0, blur=0)
+    torch.manual_seed(0)
+    x = torch.rand(16, 6, 96, 96) * 200 + 20
+    y = torch.zeros(16, 3)
+    assert torch.equal(augment(x.clone(), y, off), x)  # every change off: the frames as they were
+    noisy = augment(x.clone(), y, dataclasses.replace(off, sensor_noise=1.0))
+    assert 2 <= (noisy - x).std() <= 10 and noisy.min() >= 0 and noisy.max() <= 255
+    frame = torch.from_numpy(read_episode_frame()).permute(2, 0, 1).float()
+    jpg = augment(frame.repeat(4, 2, 1, 1), y[:4], dataclasses.replace(off, jpeg=1.0,
+                                                                       jpeg_quality=30))
+    diff = (jpg - frame.repeat(4, 2, 1, 1)).abs()
+    assert 0 < diff.mean() < 8 and jpg.min() >= 0 and jpg.max() <= 255  # lossy, not ruined
+    # swapped channels: each example's channels are a permutation of its own, the same one for
+    # every stacked frame, and the labels stay
+    red = torch.zeros(32, 6, 96, 96)
+    red[:, 0] = red[:, 3] = 255
+    labels = torch.rand(32, 3)
+    out = augment(red.clone(), labels.clone(), dataclasses.replace(off, channel_shuffle=1.0))
+    lit = out.view(32, 2, 3, 96, 96).amax((3, 4)) > 0
+    assert (lit.sum(2) == 1).all() and torch.equal(lit[:, 0], lit[:, 1])
+    assert lit[:, 0, 1:].any()  # some red roads became green or blue
+
+
+def read_episode_frame() -> np.ndarray:
+    from e2e.tasks.driving.sim import step_env
+
+    env = make_env()
+    obs, _ = env.reset(seed=5)
+    for _ in range(WARMUP + 5):
+        obs, *_ = step_env(env, np.array([0.0, 0.5, 0.0]))
+    env.close()
+    return obs
+
+
+def test_validation_and_test_drive_both_looks_and_best_is_their_mean(recordings, tmp_path):
+    out = tmp_path / "both"
+    looks = ["data.val_random_seeds=501", "data.test_random_seeds=1000",
+             "data.random_looks=0.5", "train.epochs=1"]
+    results = api.train("driving", out=out, data=str(recordings), overrides=TINY + looks,
+                        quiet=True)
+    assert {"test/track_score/1000", "test/track_score/random-1000"} <= set(results)
+    assert results["test/score"] == pytest.approx(
+        (results["test/score_usual"] + results["test/score_random"]) / 2)
+    vals = {r["metric"]: float(r["value"]) for r in _rows(out / "metrics.csv")
+            if r["metric"].startswith("val/score")}
+    assert vals["val/score"] == pytest.approx((vals["val/score_usual"] +
+                                               vals["val/score_random"]) / 2)
+    assert "| random-1000 |" in (out / "report.md").read_text()
+
+
+def test_bad_look_settings_are_named_before_anything_runs(recordings):
+    from e2e.tasks import load_config
+    from e2e.tasks.driving.task import DrivingTask
+
+    with pytest.raises(E2EError, match=r"data.random_looks.*\[0, 1\]"):
+        load_config(None, "driving", ["data.random_looks=1.5"])
+    with pytest.raises(E2EError, match=r"data.jpeg_quality.*\[1, 90\]"):
+        load_config(None, "driving", ["data.jpeg_quality=95"])
+    cfg = load_config(None, "driving", [f"data.source={recordings}",
+                                        "data.val_random_seeds=510-x"])
+    with pytest.raises(E2EError, match=r"data.val_random_seeds: seeds must look like "
+                                       r"0-19 or 1,5,7-8, got '510-x'"):
+        DrivingTask().build_data(cfg)
+    cfg = load_config("varied", "driving", [f"data.source={recordings}"])
+    split = DrivingTask().build_data(cfg).val
+    assert split.tracks == [*((s, "usual") for s in range(500, 510)),
+                            *((s, "random") for s in range(510, 520))]
+
+
+@pytest.mark.slow
+def test_dagger_rolls_out_in_randomized_looks(recordings, tmp_path):
+    out = tmp_path / "dagger-looks"
+    run_cli("train", "driving", "--data", str(recordings), "--out", str(out), "--dagger", "1",
+            *[a for o in TINY + ["data.dagger_seeds=200", "data.dagger_episodes=1",
+                                 "data.random_looks=1", "train.epochs=1"] for a in ("--set", o)])
+    assert (out / "visited" / "round-1" / "episode-000200-random.npz").exists()
+
+
+# ---- the benchmark's arithmetic (bench/driving.py), on numbers made up here ----
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "bench"))
+    spec = importlib.util.spec_from_file_location("bench_driving", root / "bench" / "driving.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, root
+
+
+def test_bench_noise_is_the_spread_over_validation_sized_subsets():
+    bench, _ = _bench()
+    rng = np.random.default_rng(0)
+    parts = {"usual": {"scores": list(920 + rng.normal(0, 5, 100))},
+             "random": {"scores": list(np.where(rng.random(100) < 0.1, 200.0, 900.0))}}
+    small = bench.subset_spread(parts, {"usual": 10, "random": 10})
+    large = bench.subset_spread(parts, {"usual": 20, "random": 20})
+    assert 0 < large < small  # more tracks, less noise
+    # a mean of 20 tracks with about 10% crashes of 700 points: std ~ 700*0.3/sqrt(20)/2 ~ 23
+    assert 12 < small < 35
+    same = {"usual": {"scores": [920.0] * 100}}
+    assert bench.subset_spread(same, {"usual": 10, "random": 0}) == 0
+    assert np.isnan(bench.subset_spread(same, {"usual": 200}))
+    before = {"usual": {"scores": [900.0, 910.0, 920.0]}}
+    now = {"usual": {"scores": [910.0, 920.0, 930.0]}}
+    assert bench.paired(now, before, "usual") == "+10.0 ± 0.0"
+    assert bench.paired(now, before, "random") == "-"
+
+
+def test_bench_reads_both_looks_of_a_round_and_summarizes_repeats(tmp_path):
+    bench, _ = _bench()
+    results = {"test/track_score/1000": 900.0, "test/track_score/1001": 920.0,
+               "test/track_lap/1000": 1.0, "test/track_lap/1001": 1.0,
+               "test/track_score/random-1000": 500.0, "test/track_score/random-1001": 700.0,
+               "test/track_lap/random-1000": 0.0, "test/track_lap/random-1001": 1.0}
+    parts = bench.round_parts(results, {"usual": [1000, 1001], "random": [1000, 1001]})
+    assert parts["usual"]["scores"] == [900.0, 920.0] and parts["random"]["summary"]["laps"] == 0.5
+    assert bench.row("x", parts).startswith("| x | 910.0 | 910.0 | 900.0 | 100% | 600.0 |")
+    for i, shift in enumerate((0.0, 10.0)):
+        d = tmp_path / f"rep{i}"
+        d.mkdir()
+        shifted = {look: {"scores": [s + shift for s in p["scores"]], "summary": p["summary"]}
+                   for look, p in parts.items()}
+        (d / "bench.json").write_text(json.dumps({
+            "seed": i, "command": f"bench {i}", "expert": shifted,
+            "rounds": [{"round": 0, "parts": shifted}]}))
+    body = bench.summarize_repeats([tmp_path / "rep0", tmp_path / "rep1"], dry_run=True)
+    assert "| network: behavior cloning (round 0) | 2 | 915.0 (spread 10.0: 910.0, 920.0) | " \
+           "900.0 | 605.0 (spread 10.0: 600.0, 610.0) | 500.0 |" in body
+    with pytest.raises(SystemExit, match="rep9/bench.json does not exist"):
+        bench.summarize_repeats([tmp_path / "rep9"], dry_run=True)
+
+
+@pytest.mark.parametrize("args, seed, config", [
+    ([], 0, None), (["--config", "varied"], 0, "varied"),
+    (["--config", "varied", "--seed", "1"], 1, "varied")])
+def test_bench_print_config_is_the_recipe_plus_its_budget(args, seed, config, tmp_path):
+    import subprocess
+
+    import yaml
+
+    from e2e.tasks import load_config
+
+    _, root = _bench()
+    proc = subprocess.run([sys.executable, str(root / "bench" / "driving.py"), *args,
+                           "--print-config"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    printed = yaml.safe_load(proc.stdout)
+    name = "-".join(["driving", *([config] if config else []), *([f"seed{seed}"] if
+                                                                  "--seed" in args else [])])
+    want = load_config(config, "driving", [
+        f"data.source=bench/runs/{name}/data", "data.test_seeds=1000-1099",
+        "data.test_random_seeds=1000-1099", "data.workers=2", f"train.seed={seed}"])
+    assert printed == yaml.safe_load(want.to_yaml())

@@ -369,3 +369,21 @@ def test_tiny_corpus_trains_and_transcribes(tmp_path):
     proc = run_cli("transcribe", str(run), str(wav), str(bad), check=False)
     assert f"{wav}: " in proc.stdout and "real-time factor" in proc.stdout
     assert proc.returncode == 1 and "bad.wav is not a readable audio file" in proc.stderr
+
+
+@needs_espeak
+def test_processes_rendering_one_corpus_at_once_do_not_trip_each_other(tmp_path):
+    """`e2e train speech --nproc 2` on first use: every process renders the same files (each
+    writes its own temporary file, then one atomic rename wins)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from e2e.tasks.speech.synth import build_corpus; "
+            "build_corpus(sys.argv[1], 12, 2, 2, workers=1, kinds=('words',), quiet=True)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()[-2000:]
+    wavs = list((tmp_path / "wav").rglob("*.wav"))
+    assert len(wavs) == 12 + 2 + 2 and not [w for w in wavs if w.name.startswith(".")]
+    assert all(len(u.text.split()) == 1 for u in read_manifest(tmp_path / "train.tsv"))

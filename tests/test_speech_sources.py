@@ -170,3 +170,33 @@ def test_speech_real_knows_every_new_corpus():
     assert set(speech_real.READERS) == set(speech_real.CORPORA)
     licenses = speech_real.licenses()
     assert all(f"- {name}:" in licenses for name in speech_real.CORPORA)
+
+
+def test_pocketsphinx_transcripts_are_cached_by_samples_and_model(tmp_path, monkeypatch):
+    """A clip decoded once is not decoded again; a new clip or another model is; a torn last
+    line of the cache (a killed run) is decoded again, not an error."""
+    decoded: list[int] = []
+
+    def fake(clips):
+        decoded.append(len(clips))
+        texts = [f"clip {'x' * (len(c) // 1600)}" for c in clips]
+        return pocketsphinx.Result(texts, 1.0, 0.5 * sum(map(len, clips)) / 16000,
+                                   sum(map(len, clips)) / 16000)
+    monkeypatch.setattr(pocketsphinx, "transcribe", fake)
+    monkeypatch.setattr(pocketsphinx, "installed", lambda: True)
+    monkeypatch.setattr(pocketsphinx, "fingerprint", lambda: "model-a")
+    rng = np.random.default_rng(0)
+    waves = [(0.1 * rng.standard_normal(1600 * k)).astype(np.float32) for k in (1, 2, 3)]
+    cache = tmp_path / "cache" / "transcripts.jsonl"
+    first = pocketsphinx.transcribe_cached(waves, cache)
+    assert decoded == [3] and first.reused == 0 and first.texts[2] == "clip xxx"
+    again = pocketsphinx.transcribe_cached(waves[::-1], cache)
+    assert decoded == [3] and again.reused == 3 and again.texts == first.texts[::-1]
+    assert again.rtf == pytest.approx(0.5)  # each clip keeps its share of the decoding time
+    with open(cache, "a") as f:
+        f.write('{"key": "torn')
+    more = pocketsphinx.transcribe_cached(waves + [np.zeros(8000, np.float32)], cache)
+    assert decoded == [3, 1] and more.reused == 3
+    monkeypatch.setattr(pocketsphinx, "fingerprint", lambda: "model-b")
+    pocketsphinx.transcribe_cached(waves[:1], cache)
+    assert decoded == [3, 1, 1]  # another recognizer: its own transcripts

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from e2e.errors import E2EError, check_range, describe_os_error
+from e2e.errors import E2EError, check_range, describe_os_error, number
 from e2e.extras import missing_extra
 from e2e.tasks import CLIS, TASKS
 
@@ -155,6 +155,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = data_sub.add_parser("list", help="every application's data sources, whether installed, "
                                          "how to install each")
     p.set_defaults(handler=cmd_data_list)
+
+    p = data_sub.add_parser(
+        "prepare", formatter_class=fmt,
+        help="write a corpus as the on-disk columns that training streams from "
+             "(`--set data.source=OUT`): the application's own data, or yours (--from)")
+    p.add_argument("task", choices=list(TASKS), metavar="APP", help=f"one of: {apps}")
+    p.add_argument("--out", required=True, help="the folder to write (resumes an unfinished one)")
+    p.add_argument("--from", dest="source", metavar="CORPUS",
+                   help="a Parquet, JSON Lines, TSV or CSV file, a Hugging Face save_to_disk "
+                        "folder, a Common Voice folder, or a folder of train/val/test files; "
+                        "default: the application's own data (of --config/--set)")
+    p.add_argument("--column", dest="columns", action="append", default=[],
+                   metavar="COLUMN=FIELD", help="which field of your records fills a column "
+                                                "(e.g. text: source=en target=es)")
+    p.add_argument("--config", metavar="NAME|PATH", help="a named recipe or YAML file")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                   metavar="KEY=VALUE")
+    p.add_argument("--repeat", type=number(int, 1, 1000), default=1,
+                   help="write the training examples this many times (a larger corpus, e.g. "
+                        "to measure memory)")
+    p.add_argument("--val-fraction", type=number(float, 0, 0.5), default=0.05,
+                   help="held out for validation when the corpus comes unsplit")
+    p.add_argument("--test-fraction", type=number(float, 0, 0.5), default=0.05,
+                   help="held out for testing when the corpus comes unsplit")
+    p.add_argument("--seed", type=int, default=0, help="the random hold-out")
+    p.add_argument("--skip-bad", action="store_true", help="leave out records that cannot be "
+                                                           "read, listed in columns.json")
+    p.set_defaults(handler=cmd_data_prepare)
 
     from e2e.serve import cli as serve_cli  # export and serve: deployment, not an application
 
@@ -405,6 +433,23 @@ def cmd_config(args) -> int:
         raise E2EError("name an application (e2e config speech) or list the recipes with "
                        "e2e config --list")
     print(load_config(args.config, args.task, args.overrides).to_yaml(), end="")
+    return 0
+
+
+def cmd_data_prepare(args) -> int:
+    from e2e.data.prepare import prepare
+    from e2e.tasks import get_task, load_config
+
+    mapping = {}
+    for item in args.columns:
+        column, sep, name = item.partition("=")
+        if not sep or not column or not name:
+            raise E2EError(f"--column {item}: COLUMN=FIELD expected (e.g. --column text=sentence)")
+        mapping[column] = name
+    cfg = load_config(args.config, args.task, args.overrides)
+    out = prepare(get_task(args.task), cfg, args.out, args.source, mapping, args.repeat,
+                  args.val_fraction, args.test_fraction, args.seed, args.skip_bad)
+    print(f"prepared {out}; train on it with `e2e train {args.task} --set data.source={out}`")
     return 0
 
 

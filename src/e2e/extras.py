@@ -18,7 +18,7 @@ EXTRAS = {
     "fastapi": "serve", "starlette": "serve", "uvicorn": "serve", "multipart": "serve",
     "python_multipart": "serve", "jinja2": "serve",
     "onnx": "export", "onnxruntime": "export", "onnxscript": "export",
-    "tensorboard": "tensorboard",
+    "tensorboard": "tensorboard", "pyarrow": "corpus",
 }
 
 

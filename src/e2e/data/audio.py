@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from math import gcd
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -71,22 +72,25 @@ def _lowpass(up: int, down: int) -> np.ndarray:
     return firwin(20 * m + 1, 1.0 / m, window=("kaiser", 5.0))
 
 
-def read_samples(path: str | Path) -> tuple[np.ndarray, int]:
-    """(float32 mono samples, their rate) of a WAV, FLAC or OGG file; stereo is averaged."""
+def read_samples(path: str | Path | BinaryIO) -> tuple[np.ndarray, int]:
+    """(float32 mono samples, their rate) of a WAV, FLAC or OGG file (or an open binary file:
+    encoded bytes from a corpus); stereo is averaged."""
     import soundfile as sf
 
-    path = Path(path)
-    if not path.exists():
-        raise E2EError(f"audio file {path} does not exist")
+    if isinstance(path, str | Path):
+        path = Path(path)
+        if not path.exists():
+            raise E2EError(f"audio file {path} does not exist")
     try:
-        x, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        x, rate = sf.read(path if not isinstance(path, Path) else str(path), dtype="float32",
+                          always_2d=True)
     except Exception as e:  # soundfile raises its own LibsndfileError, RuntimeError, ...
         raise E2EError(f"{path} is not a readable audio file ({e}); WAV, FLAC or OGG "
                        "expected") from None
     return x.mean(axis=1), rate
 
 
-def read_audio(path: str | Path, target: int = SAMPLE_RATE) -> np.ndarray:
+def read_audio(path: str | Path | BinaryIO, target: int = SAMPLE_RATE) -> np.ndarray:
     """float32 mono samples in [-1, 1] at `target` Hz; any rate resampled."""
     x, rate = read_samples(path)
     return np.clip(resample(x, rate, target), -1, 1)  # resampling overshoots

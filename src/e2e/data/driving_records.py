@@ -19,8 +19,10 @@ from e2e.errors import E2EError
 FRAME_SHAPE = (96, 96, 3)
 
 
-def episode_path(folder: Path, seed: int, tag: str = "episode") -> Path:
-    return Path(folder) / f"{tag}-{seed:06d}.npz"
+def episode_path(folder: Path, seed: int, tag: str = "episode", look: str = "usual") -> Path:
+    """FOLDER/episode-000012.npz, or episode-000012-random.npz for a track in another look."""
+    return Path(folder) / (f"{tag}-{seed:06d}.npz" if look == "usual" else
+                           f"{tag}-{seed:06d}-{look}.npz")
 
 
 def write_episode(path: Path, frames: np.ndarray, actions: np.ndarray, **meta) -> None:

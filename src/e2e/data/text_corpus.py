@@ -14,16 +14,17 @@ sampling weights so that no domain drowns the others.
 Splits: the Bible and the messages keep the specialist recipes' held-out books and packages,
 so the general translator is scored on the specialists' own test sets; every other corpus
 holds out whole documents, drawn by a seeded shuffle until the held-out share reaches
-`val_fraction` / `test_fraction` of its pairs. One whole corpus (`unseen`, tuxpaint by
-default: short everyday sentences unlike any other source) is never trained or validated on:
-it is the unseen-domain test. A training pair whose English text is also a held-out English
-text of any corpus is dropped ("out of memory" in two packages), so no test text is seen in
-training.
+`val_fraction` / `test_fraction` of its pairs (3% / 6%). One whole corpus (`data.unseen`,
+tuxpaint by default: short everyday sentences unlike any other source) is never trained or
+validated on: it is the unseen-domain test. A training pair whose English text is also a
+held-out English text of any corpus is dropped ("out of memory" in two packages), so no test
+text is seen in training.
 
 Mix: corpus c, with n_c training pairs, gets the share n_c^alpha / sum_k n_k^alpha of the
-training list (alpha 0.5: temperature sampling; alpha 1 is plain concatenation, 0 equal
-shares). The list is as long as all training pairs together; a corpus below its share is
-repeated (whole passes over a shuffle, then a part), one above it is subsampled.
+training list (`data.mix_alpha`, 0.5 by default: temperature sampling; alpha 1 is plain
+concatenation, 0 equal shares). The list is as long as all training pairs together; a corpus
+below its share is repeated (whole passes over a shuffle, then a part), one above it is
+subsampled.
 """
 
 from __future__ import annotations
@@ -272,27 +273,49 @@ def sample_mix(train: dict[str, list[Pair]], alpha: float = 0.5, seed: int = 0,
     return out
 
 
-def describe(splits: BroadSplits, mix: list[Pair], alpha: float) -> list[str]:
-    """A Markdown table of the corpus: pairs, documents and median lengths per corpus, per
-    split, and each one's share of the training mix."""
+def mix_summary(splits: BroadSplits, mix: list[Pair], alpha: float) -> dict:
+    """What the corpus is and how it was mixed, as plain data (a run's report and the benchmark
+    keep it): per corpus its pairs, documents, median words, skipped pairs, the split sizes,
+    its share of the training mix, how many pairs the mix drew and how many passes over its
+    training pairs that is."""
     drawn = Counter(p.corpus for p in mix)
     shares = sampling_shares({k: len(v) for k, v in splits.train.items()}, alpha)
-    rows = ["| corpus | pairs | documents | median words en/es | skipped | train | val | test "
-            "| mix share | passes |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    corpora = {}
     for name in splits.test:
         pairs = splits.train[name] + splits.val[name] + splits.test[name]
         n_train = len(splits.train[name])
-        en = median(len(p.source.split()) for p in pairs) if pairs else 0
-        es = median(len(p.target.split()) for p in pairs) if pairs else 0
-        role = " (unseen)" if name == splits.unseen else ""
+        corpora[name] = {
+            "pairs": len(pairs), "documents": len({p.document for p in pairs}),
+            "median_words": [median(len(p.source.split()) for p in pairs) if pairs else 0,
+                             median(len(p.target.split()) for p in pairs) if pairs else 0],
+            "skipped": sum(splits.skipped.get(name, Counter()).values()),
+            "train": n_train, "val": len(splits.val[name]), "test": len(splits.test[name]),
+            "share": shares.get(name, 0.0), "drawn": drawn[name],
+            "passes": drawn[name] / max(n_train, 1)}
+    return {"alpha": alpha, "unseen": splits.unseen, "mix_pairs": len(mix),
+            "corpora": corpora, "missing": dict(splits.missing)}
+
+
+def mix_table(summary: dict) -> list[str]:
+    """`mix_summary` as a Markdown table."""
+    rows = ["| corpus | pairs | documents | median words en/es | skipped | train | val | test "
+            "| mix share | passes |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, c in summary["corpora"].items():
+        role = " (unseen)" if name == summary["unseen"] else ""
+        en, es = c["median_words"]
         rows.append(
-            f"| {name}{role} | {len(pairs):,} | {len({p.document for p in pairs}):,} | "
-            f"{en:g}/{es:g} | {sum(splits.skipped.get(name, Counter()).values()):,} | "
-            f"{n_train:,} | {len(splits.val[name]):,} | {len(splits.test[name]):,} | "
-            f"{100 * shares.get(name, 0):.1f}% | {drawn[name] / max(n_train, 1):.2f} |")
-    rows += [f"| (missing) {name} | {why} |" for name, why in splits.missing.items()]
+            f"| {name}{role} | {c['pairs']:,} | {c['documents']:,} | {en:g}/{es:g} | "
+            f"{c['skipped']:,} | {c['train']:,} | {c['val']:,} | {c['test']:,} | "
+            f"{100 * c['share']:.1f}% | {c['passes']:.2f} |")
+    rows += [f"| (missing) {name} | {why} |" for name, why in summary["missing"].items()]
     return rows
+
+
+def describe(splits: BroadSplits, mix: list[Pair], alpha: float) -> list[str]:
+    """A Markdown table of the corpus: pairs, documents and median lengths per corpus, per
+    split, and each one's share of the training mix."""
+    return mix_table(mix_summary(splits, mix, alpha))
 
 
 def fingerprint(pairs: list[Pair]) -> int:
@@ -313,23 +336,33 @@ def is_corpus_source(source: str) -> bool:
     return source == SOURCE or all(s in CORPORA for s in source.split("+"))
 
 
-def corpus_parts(d, alpha: float = 0.5) -> list[tuple[str, list, list, list]]:
+def corpus_parts(d) -> list[tuple[str, list, list, list]]:
+    """(corpus, train, val, test) lists of (English, Spanish) strings for `data.source` `d`
+    (broad, or corpora joined by "+"): `corpus_mix` without its summary."""
+    return corpus_mix(d)[0]
+
+
+def corpus_mix(d) -> tuple[list[tuple[str, list, list, list]], dict]:
     """(corpus, train, val, test) lists of (English, Spanish) strings for `data.source` `d`
     (broad, or corpora joined by "+"), split by the data section's held-out books and
-    packages and by document. The training mix (`sample_mix`, shuffled) rides on the first
-    corpus, so `data.limit` takes a slice of the mix; `broad` holds out `UNSEEN` as a test
-    part of its own."""
+    packages and by document, and the `mix_summary` of what was drawn. The training mix
+    (`sample_mix`, shuffled, shares by `data.mix_alpha`) rides on the first corpus, so
+    `data.limit` takes a slice of the mix (the summary counts that slice); `broad` holds out
+    `data.unseen` (tuxpaint) as a test part of its own."""
     broad = d.source == SOURCE
     names = CORPORA if broad else tuple(d.source.split("+"))
+    alpha = d.mix_alpha
     splits = broad_splits(tuple(d.val_books), tuple(d.test_books), tuple(d.val_packages),
                           tuple(d.test_packages), seed=d.split_seed,
-                          unseen=UNSEEN if broad else "", corpora=names)
-    mix = sample_mix(splits.train, alpha, seed=d.split_seed)
+                          unseen=d.unseen if broad else "", corpora=names)
+    mix = sample_mix(splits.train, alpha, seed=d.split_seed)[:d.limit or None]
+    summary = mix_summary(splits, mix, alpha)
     print(f"text: the corpus and its training mix (alpha {alpha:g})\n"
-          + "\n".join(describe(splits, mix, alpha)))
+          + "\n".join(mix_table(summary)))
 
     def strings(pairs: list[Pair]) -> list[tuple[str, str]]:
         return [(p.source, p.target) for p in pairs]
     present = list(splits.test)
-    return [(name, strings(mix) if i == 0 else [], strings(splits.val[name]),
-             strings(splits.test[name])) for i, name in enumerate(present)]
+    parts = [(name, strings(mix) if i == 0 else [], strings(splits.val[name]),
+              strings(splits.test[name])) for i, name in enumerate(present)]
+    return parts, summary

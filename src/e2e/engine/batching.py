@@ -62,7 +62,8 @@ def train_batches(data: TensorData | Dataset, batch_size: int, seed: int, epoch:
             yield data.batch(index)
     else:
         loader = DataLoader(data, batch_sampler=[c.tolist() for c in chunks],
-                            num_workers=num_workers, collate_fn=collate)
+                            num_workers=num_workers, collate_fn=collate,
+                            generator=_loader_seed(seed, epoch))
         yield from loader
 
 
@@ -100,7 +101,15 @@ def eval_batches(data: TensorData | Dataset, batch_size: int, num_workers: int =
             yield data.batch(torch.arange(i, min(i + batch_size, len(data))))
     else:
         yield from DataLoader(data, batch_size=batch_size, shuffle=False,
-                              num_workers=num_workers, collate_fn=collate)
+                              num_workers=num_workers, collate_fn=collate,
+                              generator=_loader_seed(0, 0))
+
+
+def _loader_seed(seed: int, epoch: int) -> torch.Generator:
+    """A DataLoader draws its workers' base seed from this, not from the global RNG: the
+    augmentation's random stream is then the same whether the data come from memory or disk,
+    and whether a run was resumed mid-epoch (a fresh loader) or not."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch + 104_729)
 
 
 def micro_batches_per_epoch(n: int, batch_size: int, grad_accum: int, world: int = 1) -> int:

@@ -2,9 +2,11 @@
 
 End to end: behavior cloning through the engine (`e2e.api.train`) on the first k recorded
 expert episodes, for nested k (the data curve). Stepwise: perception -> planning -> control
-designed by hand (e2e.stepwise.modular_driver), which learns nothing and is one row. Both
-drive the same unseen test tracks in the same closed loop (e2e.tasks.driving.closed_loop) and are
-scored the same way; quality is the mean closed-loop score.
+designed by hand (e2e.stepwise.modular_driver), which learns nothing: one row with the usual
+look's colour thresholds, one whose road colour is read from the frame. All drive the same
+unseen test tracks in the same closed loop (e2e.tasks.driving.closed_loop), in the usual look
+and again in randomized colours (data.test_random_seeds), and are scored the same way;
+quality is the mean closed-loop score in the usual look, the details table has both looks.
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ from e2e import api
 from e2e.config import Config, with_overrides
 from e2e.data.driving_records import read_episode, recording_files
 from e2e.errors import E2EError
-from e2e.stepwise.modular_driver import ModularConfig, ModularDriver
+from e2e.stepwise.modular_driver import (
+    AdaptiveConfig,
+    AdaptiveModularDriver,
+    ModularConfig,
+    ModularDriver,
+)
 from e2e.stepwise.report import CompareOptions, Comparison, Metric, Row, nested_sizes
 from e2e.tasks import load_config
 from e2e.tasks.driving.closed_loop import ExpertPolicy, NetPolicy, drive, summarize
-from e2e.tasks.driving.sim import make_env, parse_seeds
+from e2e.tasks.driving.sim import RANDOM, USUAL, make_env, track_name
+from e2e.tasks.driving.task import split_tracks
 
 
 @dataclass
@@ -60,7 +68,7 @@ def jobs(opts: CompareOptions, settings: DrivingCompare | None = None) -> int:
     else:
         n = s.quick_episodes if opts.quick else s.episodes
     held_out = max(0, min(_config(opts, s).data.offline_val_episodes, n - 1))
-    return record + len(_sizes(opts, s, n - held_out)) + 1
+    return record + len(_sizes(opts, s, n - held_out)) + 2  # + the two modular pipelines
 
 
 def _sizes(opts: CompareOptions, s: DrivingCompare, n: int) -> list[int]:
@@ -70,9 +78,14 @@ def _sizes(opts: CompareOptions, s: DrivingCompare, n: int) -> list[int]:
 
 
 def _config(opts: CompareOptions, s: DrivingCompare) -> Config:
-    if opts.quick:
-        return load_config(None, "driving", [*s.quick_overrides, *opts.overrides])
-    return load_config(None, "driving", [*s.full_overrides, *opts.overrides])
+    base = s.quick_overrides if opts.quick else s.full_overrides
+    cfg = load_config(None, "driving", [*base, *opts.overrides])
+    # The randomized-look column drives the usual column's test tracks in other colours (the
+    # simulator's domain_randomize): the same roads, so the columns compare track by track;
+    # --set data.test_random_seeds=... picks others ("" = no such column).
+    if not any(o.split("=", 1)[0].strip() == "data.test_random_seeds" for o in opts.overrides):
+        cfg.data.test_random_seeds = cfg.data.test_seeds
+    return cfg
 
 
 def compare_driving(opts: CompareOptions, bar: tqdm,
@@ -97,7 +110,8 @@ def compare_driving(opts: CompareOptions, bar: tqdm,
     held_out = max(0, min(d.offline_val_episodes, len(files) - 1))
     train_files = files[: len(files) - held_out]
     frames_per_episode = [len(read_episode(f)[1]) for f in train_files]
-    test_seeds = parse_seeds(d.test_seeds)
+    tracks = split_tracks(d, "test_seeds", "test_random_seeds")  # (seed, look) pairs
+    looks = list(dict.fromkeys(look for _, look in tracks))
 
     rows, details = [], []
     sample = read_episode(files[-1])[0][: s.timing_frames]  # timing frames, same for both
@@ -109,27 +123,29 @@ def compare_driving(opts: CompareOptions, bar: tqdm,
         model = api.load(out)
         infer = _ms_per_frame(NetPolicy(model.model, model.info), sample)
         side = "end to end (PilotNet, behavior cloning)"
-        rows.append(Row(side, n_frames, r["test/score"], r["train_seconds"], infer,
-                        f"{r['parameters']:,} parameters"))
-        details.append((f"{side}, {k} episode{'s' * (k != 1)}", {m: r[f"test/{m}"] for m in
-                                                   ("score", "score_min", "tiles", "laps",
-                                                    "offtrack")}))
+        rows.append(Row(side, n_frames, r.get("test/score_usual", r["test/score"]),
+                        r["train_seconds"], infer, f"{r['parameters']:,} parameters"))
+        details.append((f"{side}, {k} episode{'s' * (k != 1)}", _by_look(r, tracks, looks)))
         bar.update()
 
-    bar.set_description("driving: modular pipeline (perception, planning, control)")
-    driver = ModularDriver(ModularConfig())
-    started = time.time()
-    episodes, _ = drive(driver, test_seeds, d.max_steps, d.workers)
-    drive_seconds = time.time() - started
-    m = summarize(episodes)
-    side = "stepwise: road mask -> centre line -> PD steering (no learning)"
-    rows.append(Row(side, 0, m["score"], 0.0, _ms_per_frame(driver, sample),
-                    f"{len(fields(ModularConfig))} hand-set parameters"))
-    details.append((side, m))
-    bar.update()
+    drive_seconds, n_fixed = 0.0, len(fields(ModularConfig))
+    for side, driver, size in (
+            ("stepwise: road mask -> centre line -> PD steering (no learning)",
+             ModularDriver(ModularConfig()), f"{n_fixed} hand-set parameters"),
+            ("stepwise, adaptive: road colour read from the frame -> centre line -> PD "
+             "steering (no learning)", AdaptiveModularDriver(ModularConfig()),
+             f"{n_fixed} + {len(fields(AdaptiveConfig))} hand-set parameters")):
+        bar.set_description(f"driving: {driver.name} (perception, planning, control)")
+        started = time.time()
+        episodes, _ = drive(driver, tracks, d.max_steps, d.workers)
+        drive_seconds += time.time() - started
+        m = _summaries(episodes, looks)
+        rows.append(Row(side, 0, m[USUAL]["score"], 0.0, _ms_per_frame(driver, sample), size))
+        details.append((side, m))
+        bar.update()
 
     # The teacher on the same tracks, for scale (seconds: it reads the state, nothing renders)
-    expert = summarize(drive(ExpertPolicy(), test_seeds, d.max_steps, d.workers)[0])
+    expert = _summaries(drive(ExpertPolicy(), tracks, d.max_steps, d.workers)[0], looks)
     details.append(("privileged expert (the teacher: reads the simulator's state)", expert))
 
     budget = ("**--quick**: a small version (few episodes, one validation track, two test "
@@ -148,14 +164,19 @@ def compare_driving(opts: CompareOptions, bar: tqdm,
         "mask by color from the frame alone (HUD cropped like the network's input), the "
         "road's centre line ahead as the plan, PD steering toward a look-ahead point and a "
         "speed rule from the HUD's speed bar; nothing is learned and it never reads the "
-        f"simulator's state. Both drive the same unseen test tracks {d.test_seeds} "
-        f"({len(test_seeds)} tracks, up to {d.max_steps} steps each) in the same closed "
-        "loop; quality = mean simulator score (+1000/N per tile, -0.1 per step; 900 counts "
-        f"as solved; the privileged expert, the teacher, scores {expert['score']:.1f} on these "
-        "tracks: last row below). Training time "
-        "includes the validation drives; the modular pipeline's test drives took "
+        "simulator's state; its adaptive version reads the road's colour from the patch "
+        "just ahead of the car instead of fixed thresholds. All drive the same unseen test "
+        f"tracks {d.test_seeds} ({sum(look == USUAL for _, look in tracks)} tracks, up to "
+        f"{d.max_steps} steps each) in the same closed loop"
+        + (f", and tracks {d.test_random_seeds} again in randomized colours (the simulator's "
+           "domain_randomize, colours drawn from a seed derived from the track's: the "
+           "randomized-look column)" if RANDOM in looks else "")
+        + "; quality = mean simulator score in the usual look (+1000/N per tile, -0.1 per "
+        "step; 900 counts as solved; the privileged expert, the teacher, scores "
+        f"{expert[USUAL]['score']:.1f} on these tracks: last row below). Training time "
+        "includes the validation drives; the modular pipelines' test drives took "
         f"{drive_seconds:.0f} s. Inference = one policy step on one frame, on the CPU.\n\n"
-        + _details_table(details))
+        + _details_table(details, looks))
     return Comparison(rows, notes, Metric("mean closed-loop score", higher_is_better=True))
 
 
@@ -168,11 +189,31 @@ def _ms_per_frame(policy, frames: np.ndarray) -> float:
     return 1000 * (time.perf_counter() - started) / len(frames)
 
 
-def _details_table(details: list[tuple[str, dict]]) -> str:
-    lines = ["| system | mean score | min score | tiles covered | laps completed | "
-             "off-track steps |", "| --- | --- | --- | --- | --- | --- |"]
-    for name, m in details:
-        lines.append(f"| {name} | {m['score']:.1f} | {m['score_min']:.1f} | "
-                     f"{100 * m['tiles']:.1f}% | {100 * m['laps']:.0f}% | "
-                     f"{100 * m['offtrack']:.1f}% |")
+def _summaries(episodes, looks: list[str]) -> dict[str, dict]:
+    """summarize() of each look's episodes."""
+    return {look: summarize([e for e in episodes if e.look == look]) for look in looks}
+
+
+def _by_look(results: dict, tracks: list[tuple[int, str]], looks: list[str]) -> dict:
+    """A trained run's test numbers per look, from its per-track results."""
+    out = {}
+    for look in looks:
+        names = [track_name(s, lk) for s, lk in tracks if lk == look]
+        scores = np.array([results[f"test/track_score/{n}"] for n in names])
+        out[look] = {"score": float(scores.mean()), "score_min": float(scores.min()),
+                     "tiles": float(np.mean([results[f"test/track_tiles/{n}"] for n in names])),
+                     "laps": float(np.mean([results[f"test/track_lap/{n}"] for n in names]))}
+    return out
+
+
+def _details_table(details: list[tuple[str, dict]], looks: list[str]) -> str:
+    """One row per system: mean, min score, tiles and laps in each look (the usual first)."""
+    titles = {USUAL: "usual look", RANDOM: "randomized looks"}
+    head = " | ".join(f"{titles[look]}: mean score | min score | tiles covered | laps completed"
+                      for look in looks)
+    lines = [f"| system | {head} |", "| --- |" + " --- | --- | --- | --- |" * len(looks)]
+    for name, by_look in details:
+        cells = " | ".join(f"{m['score']:.1f} | {m['score_min']:.1f} | {100 * m['tiles']:.1f}% | "
+                           f"{100 * m['laps']:.0f}%" for m in (by_look[look] for look in looks))
+        lines.append(f"| {name} | {cells} |")
     return "\n".join(lines)

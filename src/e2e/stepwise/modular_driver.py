@@ -14,6 +14,12 @@ the privileged expert):
 - control: a PD controller on the angle to the target steers; a bang-bang rule with a dead band
   on speed gives gas or brake.
 
+The adaptive version (AdaptiveModularDriver) differs in perception alone: the road's colour
+is not fixed but read from the frame, from the patch just ahead of the car (the car drives on
+road), and a pixel is road when its colour lies nearer that reference than half the way to
+the nearest other colour in view; so it finds the road in any colours the simulator draws
+(`domain_randomize`), as long as road and grass differ.
+
 It implements the closed loop's policy interface (`act(obs, expert_action)`, `reset()`), so
 `e2e.tasks.driving.closed_loop.drive` scores it on the same tracks, the same way, as the network.
 """
@@ -59,6 +65,52 @@ def road_mask(frame: np.ndarray) -> np.ndarray:
     return mask
 
 
+AHEAD = (slice(54, 64), slice(44, 52))  # the patch of road just ahead of the car's nose
+
+
+@dataclass
+class AdaptiveConfig:
+    """How the adaptive road mask sets its colour threshold from the frame."""
+
+    # the reference follows the patch ahead (tiles differ by a few levels, visited ones
+    # change colour) only while that patch is uniform and near it: off the road, the patch
+    # is grass, and the reference must not become grass
+    follow: float = 0.2  # share of the new patch colour taken in per frame
+    follow_within: float = 30.0  # RGB distance within which the patch counts as road
+    uniform: float = 10.0  # mean distance of the patch's pixels to their median
+    # road = nearer the reference than this share of the distance to the nearest other colour
+    # in view (the 25th percentile of the distances over `far` from it), kept within bounds
+    share: float = 0.5
+    far: float = 15.0
+    lowest: float = 8.0
+    highest: float = 60.0
+
+
+def adaptive_road_mask(frame: np.ndarray, ref: np.ndarray, c: AdaptiveConfig | None = None
+                       ) -> np.ndarray:
+    """rows x cols bool like road_mask, for road of colour `ref` (RGB) in any look: a pixel
+    is road when nearer `ref` than a threshold set by how far the other colours in this frame
+    lie from it (or a red/white curb)."""
+    c = c or AdaptiveConfig()
+    f = frame[: frame.shape[0] - HUD_ROWS].astype(np.float32)
+    dist = np.sqrt(((f - ref) ** 2).sum(-1))
+    other = dist[dist > c.far]
+    gap = float(np.percentile(other, 25)) if other.size else c.highest / c.share
+    mask = dist < float(np.clip(c.share * gap, c.lowest, c.highest))
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    mask |= (r > 200) & (((g < 60) & (b < 60)) | ((g > 200) & (b > 200)))  # curbs: fixed colours
+    mask[CAR_BOX] = True
+    return mask
+
+
+def road_colour(frame: np.ndarray) -> tuple[np.ndarray, float]:
+    """The median colour of the patch just ahead of the car, and how uniform it is (the mean
+    distance of its pixels to that median)."""
+    patch = frame[AHEAD].reshape(-1, 3).astype(np.float32)
+    median = np.median(patch, 0)
+    return median, float(np.sqrt(((patch - median) ** 2).sum(-1)).mean())
+
+
 def hud_speed(frame: np.ndarray) -> float:
     """Speed in m/s from the HUD's speed bar: its lit height, anti-aliased pixels counted part."""
     bar = frame[frame.shape[0] - HUD_ROWS:, SPEED_COLS].astype(np.float32)
@@ -99,11 +151,15 @@ class ModularDriver:
     def reset(self, seed: int = 0) -> None:
         self.prev_angle: float | None = None
 
+    def mask(self, frame: np.ndarray) -> np.ndarray:
+        """Perception: where the road is (the colour thresholds of the usual look)."""
+        return road_mask(frame)
+
     def plan(self, frame: np.ndarray) -> tuple[float, float, float]:
         """(angle to the target in radians, > 0 = right; target speed; measured speed)."""
         c = self.cfg
         speed = hud_speed(frame)
-        centres = road_centres(road_mask(frame))
+        centres = road_centres(self.mask(frame))
         seen = np.flatnonzero(~np.isnan(centres))
         if not len(seen):  # off the road: aim straight, slowly
             return 0.0, c.v_min, speed
@@ -131,3 +187,26 @@ class ModularDriver:
         elif speed > v_target + c.band:
             brake = c.brake
         return np.array([steer, gas, brake], dtype=np.float32)
+
+
+class AdaptiveModularDriver(ModularDriver):
+    """The modular pipeline with the road's colour read from the frame (adaptive_road_mask):
+    planning and control are ModularDriver's, unchanged."""
+
+    def __init__(self, cfg: ModularConfig | None = None, adaptive: AdaptiveConfig | None = None,
+                 name: str = "adaptive modular pipeline"):
+        self.adaptive = adaptive or AdaptiveConfig()
+        super().__init__(cfg, name)
+
+    def reset(self, seed: int = 0) -> None:
+        super().reset(seed)
+        self.ref: np.ndarray | None = None  # the road's colour, learned from the first frame on
+
+    def mask(self, frame: np.ndarray) -> np.ndarray:
+        c = self.adaptive
+        colour, spread = road_colour(frame)
+        if self.ref is None:  # the first frame: the car stands on the road
+            self.ref = colour
+        elif spread < c.uniform and np.linalg.norm(colour - self.ref) < c.follow_within:
+            self.ref = (1 - c.follow) * self.ref + c.follow * colour
+        return adaptive_road_mask(frame, self.ref, c)

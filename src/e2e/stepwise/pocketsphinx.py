@@ -7,19 +7,25 @@ model, `en-us.lm.bin` and `cmudict-en-us.dict` under /usr/share/pocketsphinx/mod
 what setup.sh installs; we run the program on raw 16 kHz int16 files (Debian's Python bindings
 belong to the system Python, not to a virtual environment). Nothing is trained here.
 
-    python -m e2e.stepwise.pocketsphinx asterisk_digits asterisk_letters drascula queen_heldout
+    python -m e2e.stepwise.pocketsphinx [--config broad] [asterisk_digits drascula ...]
 
 prints WER, CER and the real-time factor (seconds decoding per second of audio, one thread,
-model loading left out) per set.
+model loading left out) per real test set of the recipe: the very clips its network is tested
+on (e2e.tasks.speech.mix.real_test_sets). Transcripts are cached by clip samples and model
+files (`--cache`, default $E2E_DATA/pocketsphinx/transcripts.jsonl): a set decoded once is not
+decoded again by the benchmark or `e2e compare speech`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from e2e.data.audio import SAMPLE_RATE, Utterance, load_all, normalize_text
+from e2e.data.sources import data_home
 from e2e.errors import DatasetMissing, E2EError
 
 INSTALL = "sudo apt-get update && sudo apt-get install -y pocketsphinx pocketsphinx-en-us"
+_APPEND = threading.Lock()  # test sets decoded in threads append to one cache file
 PROGRAM = "pocketsphinx_batch"
 
 
@@ -49,6 +57,7 @@ class Result:
     seconds: float  # wall time of the whole run (model loading included)
     decode_seconds: float  # wall time decoding alone, as pocketsphinx_batch logs it
     audio_seconds: float
+    reused: int = 0  # clips whose transcript came from the cache
 
     @property
     def rtf(self) -> float:
@@ -110,52 +119,109 @@ def score(refs: list[str], hyps: list[str]) -> dict[str, float]:
     return {"wer": float(jiwer.wer(refs, hyps)), "cer": float(jiwer.cer(refs, hyps))}
 
 
-def evaluate(items: list[Utterance]) -> dict[str, float]:
+def fingerprint() -> str:
+    """What a transcript depends on besides the samples: the program and model files (names,
+    sizes, times), so a cached transcript is reused only by the same recognizer."""
+    parts = [str(shutil.which(PROGRAM))]
+    for f in sorted(p for p in model_dir().rglob("*") if p.is_file()):
+        st = f.stat()
+        parts.append(f"{f.relative_to(model_dir())}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def clip_key(x: np.ndarray, model: str) -> str:
+    """A clip's cache key: the int16 samples pocketsphinx reads, and the recognizer."""
+    if x.dtype != np.int16:
+        x = (np.clip(x, -1, 1) * 32767).astype(np.int16)
+    return hashlib.sha1(x.astype("<i2").tobytes()).hexdigest() + "-" + model
+
+
+def read_cache(path: Path) -> dict[str, dict]:
+    """key -> {"text", "seconds"} from a JSON-lines cache; a torn last line (a killed run) is
+    decoded again, not an error."""
+    out = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                out[row["key"]] = row
+            except (ValueError, KeyError, TypeError):
+                continue
+    return out
+
+
+def transcribe_cached(clips: list[np.ndarray], cache: Path | None) -> Result:
+    """transcribe(), decoding only the clips not in the cache (a JSON-lines file keyed by the
+    clip's samples and the recognizer's files); new transcripts are appended to it. Each
+    clip's decoding time is its share (by length) of its batch's, so a real-time factor
+    comes back for cached clips too."""
+    if cache is None:
+        return transcribe(clips)
+    if not installed():
+        raise DatasetMissing(f"pocketsphinx with its US English model (looked for {PROGRAM} and "
+                             f"{model_dir()})", INSTALL)
+    start = time.perf_counter()
+    model = fingerprint()
+    keys = [clip_key(x, model) for x in clips]
+    known = read_cache(cache)
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    if todo:
+        r = transcribe([clips[i] for i in todo])
+        rows = [{"key": keys[i], "text": text, "seconds": len(clips[i]) / SAMPLE_RATE * r.rtf}
+                for i, text in zip(todo, r.texts)]
+        known.update((row["key"], row) for row in rows)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with _APPEND, open(cache, "a", encoding="utf-8") as f:  # whole lines, one writer
+            f.write("".join(json.dumps(row) + "\n" for row in rows))
+    return Result([known[k]["text"] for k in keys], time.perf_counter() - start,
+                  sum(known[k]["seconds"] for k in keys),
+                  sum(len(x) for x in clips) / SAMPLE_RATE, reused=len(clips) - len(todo))
+
+
+def evaluate(items: list[Utterance], cache: Path | None = None) -> dict[str, float]:
     """WER, CER, real-time factor and clip count of pocketsphinx on a test set."""
     waves, kept, _ = load_all(items)
-    r = transcribe(waves)
+    r = transcribe_cached(waves, cache)
     return {**score([u.text for u in kept], r.texts), "rtf": r.rtf, "clips": len(kept),
-            "audio_seconds": r.audio_seconds}
+            "audio_seconds": r.audio_seconds, "reused": r.reused}
 
 
-def test_set(name: str, max_test: int = 300) -> list[Utterance]:
-    """The named real test set, as bench/speech.py draws it: asterisk_digits,
-    asterisk_letters, or a real corpus (`drascula`, ...) or held-out split (`queen_heldout`)
-    of the speech mix, capped at `max_test` clips (a fixed random subset)."""
-    from e2e.data import asterisk
+def default_cache() -> Path:
+    return data_home() / "pocketsphinx" / "transcripts.jsonl"
 
-    if name.startswith("asterisk_"):
-        return asterisk.asterisk_set(name.removeprefix("asterisk_"))
-    from e2e.tasks.speech.config import SpeechDataConfig
-    from e2e.tasks.speech.mix import real_splits
 
-    d = SpeechDataConfig()
-    d.max_test = max_test
-    corpus = name.removesuffix("_heldout")
-    if name.endswith("_heldout"):
-        d.real_train, d.real_unseen = corpus, ""
-    else:
-        d.real_train, d.real_unseen = "", corpus
-    _, _, tests, _ = real_splits(d)
-    if name not in tests:
-        raise E2EError(f"no test set '{name}'; try asterisk_digits, asterisk_letters, "
-                       "drascula, queen_heldout")
-    return tests[name]
+def test_sets(config: str | None = None, overrides: list[str] | tuple = ()
+              ) -> dict[str, list[Utterance]]:
+    """The real test sets of a speech recipe (default: the default recipe), the clips its
+    network is tested on: held-out speakers and sources, unseen corpora, Asterisk prompts."""
+    from e2e.tasks import load_config
+    from e2e.tasks.speech.mix import real_test_sets
+
+    return real_test_sets(load_config(config, "speech", list(overrides)).data)
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(description="pocketsphinx's WER/CER on e2e's real test sets")
-    p.add_argument("sets", nargs="+", help="asterisk_digits, asterisk_letters, drascula, "
-                                           "queen_heldout, ...")
-    p.add_argument("--max-test", type=int, default=300, help="clips per real corpus set")
+    p = argparse.ArgumentParser(description="pocketsphinx's WER/CER on a speech recipe's real "
+                                            "test sets (the clips its network is tested on)")
+    p.add_argument("sets", nargs="*", help="test set names (default: all of the recipe's), "
+                                           "e.g. asterisk_digits drascula queen_heldout")
+    p.add_argument("--config", help="a speech recipe (default: the default recipe)")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="config overrides, e.g. data.max_test=300")
+    p.add_argument("--cache", type=Path, default=default_cache(),
+                   help="transcripts cache (JSON lines; default: %(default)s)")
     args = p.parse_args(argv)
-    for name in args.sets:
-        r = evaluate(test_set(name, args.max_test))
+    sets = test_sets(args.config, args.set)
+    unknown = [s for s in args.sets if s not in sets]
+    if unknown:
+        raise E2EError(f"no test set {unknown} in this recipe; its sets: {', '.join(sets)}")
+    for name in args.sets or list(sets):
+        r = evaluate(sets[name], args.cache)
         print(f"{name}: {r['clips']} clips, {r['audio_seconds'] / 60:.1f} min: "
-              f"WER {100 * r['wer']:.1f}%  CER {100 * r['cer']:.1f}%  RTF {r['rtf']:.3f}",
-              flush=True)
+              f"WER {100 * r['wer']:.1f}%  CER {100 * r['cer']:.1f}%  RTF {r['rtf']:.3f} "
+              f"({r['reused']} from the cache)", flush=True)
     return 0
 
 

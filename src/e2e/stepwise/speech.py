@@ -6,7 +6,10 @@ Three systems, at nested training-set sizes, scored on the same test sets:
 - stepwise: fixed librosa MFCCs + the same conformer and CTC (task `speech-mfcc`), trained
   by the same engine on the same utterances - only the front end is hand-made;
 - stepwise: MFCC + DTW isolated-word recognizer (e2e.stepwise.mfcc_dtw), its templates
-  single words spoken by the corpus's training voices; nothing is learned by gradient.
+  single words spoken by the corpus's training voices; nothing is learned by gradient;
+- stepwise: pocketsphinx (e2e.stepwise.pocketsphinx), the recognizer users would pick instead:
+  an HMM acoustic model, dictionary and trigram LM pretrained on real US English speech; nothing
+  is trained here, it is scored on the same clips (when installed; transcripts cached).
 
 Training data: the full comparison trains on the default recipe's mix (bench/speech.py's): the
 espeak-ng + flite corpus (`e2e data speech-synth`) and real voice acting from the game corpora
@@ -99,8 +102,34 @@ def plan(opts: CompareOptions) -> Plan:
 
 
 def jobs(opts: CompareOptions) -> int:
+    from e2e.stepwise import pocketsphinx
+
     p = plan(opts)
-    return 2 * len(p.sizes) + len(p.template_sizes)
+    return 2 * len(p.sizes) + len(p.template_sizes) + int(pocketsphinx.installed())
+
+
+POCKETSPHINX = "stepwise: pocketsphinx (pretrained HMM + trigram LM, CMU en-us)"
+
+
+def score_pocketsphinx(p: Plan, tests: WordSets) -> tuple[Row, dict[str, float], dict]:
+    """pocketsphinx on the isolated-word sets and, as `test/<set>_wer|cer`, on the networks'
+    real test sets (the same clips): its row, its word-set scores and those results."""
+    from e2e.stepwise import pocketsphinx
+    from e2e.tasks.speech.mix import real_test_sets
+
+    cache = pocketsphinx.default_cache()
+
+    def transcribe(name: str, waves: list[np.ndarray]) -> tuple[list[str], float]:
+        r = pocketsphinx.transcribe_cached(waves, cache)
+        return r.texts, r.decode_seconds
+    scores, ms = tests.score(transcribe)
+    results = {}
+    for name, items in (real_test_sets(p.cfg.data).items() if p.real_clips else []):
+        r = pocketsphinx.evaluate(items, cache)
+        results[f"test/{name}_wer"], results[f"test/{name}_cer"] = r["wer"], r["cer"]
+    size = sum(f.stat().st_size for f in pocketsphinx.model_dir().rglob("*") if f.is_file())
+    return (Row(POCKETSPHINX, 0, scores[SETS[0]], 0.0, ms,
+                f"pretrained en-us models, {size / 2**20:.0f} MB"), scores, results)
 
 
 def wer(refs: list[str], hyps: list[str]) -> float:
@@ -201,15 +230,23 @@ def compare_speech(opts: CompareOptions, bar: tqdm) -> Comparison:
                         f"{k} templates, {recognizer.frames:,} frames x 39"))
         details.append((side, k, scores, {}))
         bar.update()
+    from e2e.stepwise import pocketsphinx
+
+    if pocketsphinx.installed():
+        bar.set_description("speech: pocketsphinx on the same clips")
+        row, scores, results = score_pocketsphinx(p, tests)
+        rows.append(row)
+        details.append((POCKETSPHINX, 0, scores, results))
+        bar.update()
     return Comparison(rows, notes(p, tests, details, opts), Metric(f"WER, {SETS[0]}", False))
 
 
 def notes(p: Plan, tests: WordSets, details: list, opts: CompareOptions) -> str:
     from e2e.stepwise.mfcc_dtw import WORDS
+    from e2e.tasks.speech.mix import real_test_sets
 
     d, t = p.cfg.data, p.cfg.train
-    real = ([f"{c.strip()}_heldout" for c in d.real_train.split(",")]
-            + [c.strip() for c in d.real_unseen.split(",")]) if p.real_clips else []
+    real = list(real_test_sets(d)) if p.real_clips else []  # held-out voices, unseen corpora
     others = real + [f"synth_{k}" for k in d.kinds.split(",")]  # the task's own test sets
     head = "| system | training utterances | " + " | ".join(SETS[1:]) + " | " + \
         " | ".join(f"{s} (greedy WER / CER)" for s in others) + " |"
@@ -217,7 +254,8 @@ def notes(p: Plan, tests: WordSets, details: list, opts: CompareOptions) -> str:
     for side, n, scores, r in details:
         extra = [f"{r[f'test/{s}_wer']:.3f} / {r[f'test/{s}_cer']:.3f}"
                  if f"test/{s}_wer" in r else "-" for s in others]
-        lines.append(f"| {side} | {n:,} | " + " | ".join(f"{scores[s]:.4f}" for s in SETS[1:])
+        lines.append(f"| {side} | {f'{n:,}' if n else 'none'} | "
+                     + " | ".join(f"{scores[s]:.4f}" for s in SETS[1:])
                      + " | " + " | ".join(extra) + " |")
     steps = f"{t.max_steps} steps" if t.max_steps else f"{t.epochs} epochs"
     limit = f" or {t.time_limit:.0f} s, whichever comes first" if t.time_limit else ""
@@ -253,7 +291,11 @@ def notes(p: Plan, tests: WordSets, details: list, opts: CompareOptions) -> str:
         f"{MAX_TEMPLATES_PER_WORD} per word (words go round-robin, so below {len(WORDS)} "
         "templates some words have none). No gradient learning; training time = feature "
         "extraction.",
+        "- **stepwise: pocketsphinx** (when installed): Debian's pocketsphinx_batch with the "
+        "pocketsphinx-en-us acoustic model, trigram LM and dictionary, defaults; pretrained "
+        "elsewhere on real US English speech, nothing trained here (so no training examples); "
+        "its inference time is its own decoding, one thread.",
         "",
         f"Isolated-word test sets: {tests.counts()}. Other WERs (the corpus's own test sets "
-        "are multi-word, greedy decoding, networks only):",
+        "are multi-word; the networks decode greedily, pocketsphinx on the same clips):",
         "", *lines])

@@ -6,6 +6,10 @@
 - summarization (`--data debian-descriptions`): long package description -> one-line summary
   on the held-out package-name stems; the stepwise side is the lead sentence and the most
   central sentence (`rule_based.py`). Quality is ROUGE-L.
+- the general translator (`--data broad`): English -> Spanish over every corpus of
+  e2e.data.text_corpus, against apertium; quality is BLEU over all test pairs, and the notes
+  hold BLEU / chrF per domain (each corpus's held-out documents, and tuxpaint, never trained
+  on) at every size, with the training mix.
 
 The end-to-end side trains through `e2e.api.train` on nested prefixes of the training pairs
 (`data.limit`), every size with the same wall-clock budget (`train.time_limit`) and step
@@ -28,7 +32,8 @@ from e2e.stepwise.report import CompareOptions, Comparison, Metric, Row, nested_
 from e2e.stepwise.rule_based import apertium, central_summaries, lead_summaries, require_apertium
 from e2e.tasks import load_config
 from e2e.tasks.text import metrics
-from e2e.tasks.text.task import read_pairs
+from e2e.tasks.text.domains import from_results, label, score_parts
+from e2e.tasks.text.task import read_corpora
 
 # What the comparison trains, per corpus: named recipes (e2e/recipes/text/compare-*.yaml) sized
 # to fit the budget on a CPU. Each size gets `train.time_limit` seconds and at most
@@ -54,18 +59,29 @@ SETTINGS = {
     "bible-en-es": Setting("bleu", "test BLEU", "compare-bible", "compare-bible-quick"),
     "debian-descriptions": Setting("rougeL", "test ROUGE-L", "compare-summarize",
                                    "compare-summarize-quick"),
+    "broad": Setting("bleu", "test BLEU", "compare-broad", "compare-broad-quick"),
 }
+
+
+def translates(source: str) -> bool:
+    """Whether apertium is the counterpart: the Bible, the broad corpus or some of its
+    corpora joined by "+" (compared with the broad presets, scored per corpus)."""
+    from e2e.data.text_corpus import is_corpus_source
+
+    return source == "bible-en-es" or is_corpus_source(source)
 INFER_SAMPLE = 100  # test sources decoded once more, alone, to time the Transformer
 
 
 def config(opts: CompareOptions) -> tuple[Config, Setting]:
     """The end-to-end config (preset, then the user's --data and --set) and its corpus setting."""
     source = compared_source(opts)
-    if source not in SETTINGS:
-        raise E2EError(f"e2e compare text has stepwise counterparts for {' and '.join(SETTINGS)}"
+    # any of the broad corpus's corpora, or several joined by "+": the broad presets
+    source_key = "broad" if translates(source) and source != "bible-en-es" else source
+    if source_key not in SETTINGS:
+        raise E2EError(f"e2e compare text has stepwise counterparts for {', '.join(SETTINGS)}"
                        f", not for '{source}' (a TSV of your own has no known rule-based or "
                        f"extractive twin); train on it with `e2e train text --data {source}`")
-    setting = SETTINGS[source]
+    setting = SETTINGS[source_key]
     preset = setting.quick if opts.quick else setting.full
     cfg = load_config(preset, "text", [f"data.source={source}", *opts.overrides])
     return cfg, setting
@@ -79,7 +95,7 @@ def compared_source(opts: CompareOptions) -> str:
 
 def stepwise_systems(source: str) -> list[tuple[str, str, object]]:
     """(row name, size, function sources -> outputs) of the systems that learn nothing."""
-    if source == "bible-en-es":
+    if translates(source):
         return [("stepwise: apertium eng-spa (rules)",
                  "hand-written rules + dictionaries", None)]
     return [("stepwise: lead sentence", "no parameters", lead_summaries),
@@ -93,13 +109,22 @@ def jobs(opts: CompareOptions) -> int:
 def compare_text(opts: CompareOptions, bar: tqdm) -> Comparison:
     cfg, setting = config(opts)
     d = cfg.data
-    if d.source == "bible-en-es":
+    if translates(d.source):
         require_apertium()  # before any training: a missing pair skips the whole comparison
     bar.set_description(f"text: reading {d.source}")
-    train, _, test, _ = read_pairs(d)
+    mix: dict = {}
+    corpora = read_corpora(d, mix)
+    train = [pair for _, part, _, _ in corpora for pair in part]
     n_train = min(len(train), d.limit or len(train))  # the user's data.limit caps the curve
-    test = test[:d.test_limit or None]  # what TextTask.build_data keeps, so all rows agree
+    # what TextTask.build_data keeps (the first data.test_limit of each corpus), so all rows
+    # agree; a mix of corpora is scored on each one too
+    tests = [(name, part[:d.test_limit or None]) for name, _, _, part in corpora]
+    test = [pair for _, part in tests for pair in part]
+    parts, start = {}, 0
+    for name, part in tests:
+        parts[name], start = (start, start + len(part)), start + len(part)
     sources, refs = [s for s, _ in test], [t for _, t in test]
+    domains: dict[str, dict] = {}  # system -> corpus -> scores, for a mix of corpora
     sizes = nested_sizes(n_train, opts.fractions)
     rows, scores, steps = [], {}, {}
 
@@ -111,6 +136,8 @@ def compare_text(opts: CompareOptions, bar: tqdm) -> Comparison:
         name = "end to end (Transformer)"
         scores[f"{name}, {n:,} pairs"] = {k: r[f"test/{k}"] for k in ("bleu", "chrf", "rougeL")}
         steps[n] = (r["steps"], r["epochs"])
+        if len(parts) > 1:
+            domains[f"end to end, {n:,} pairs"] = from_results(r, parts)
         rows.append(Row(name, n, r[f"test/{setting.metric}"], r["train_seconds"], infer_ms,
                         f"{r['parameters']:,} parameters"))
         bar.update()
@@ -126,10 +153,34 @@ def compare_text(opts: CompareOptions, bar: tqdm) -> Comparison:
             seconds = time.time() - started
         s = metrics.score(hyps, refs)
         scores[name] = s
+        if len(parts) > 1:
+            domains[name.removeprefix("stepwise: ")] = score_parts(hyps, refs, sources, parts)
         rows.append(Row(name, 0, s[setting.metric], 0.0, 1000 * seconds / len(sources), size))
         bar.update()
     text = notes(cfg, opts, n_train, len(test), rows, scores, steps)
+    if domains:
+        text += "\n\n" + "\n".join(domain_notes(domains, parts, mix))
     return Comparison(rows, text, Metric(setting.label, higher_is_better=True))
+
+
+def domain_notes(domains: dict[str, dict], parts: dict[str, tuple[int, int]], mix: dict
+                 ) -> list[str]:
+    """BLEU / chrF of every system (columns) on every corpus's test pairs (rows), then the
+    training mix of the broad corpus."""
+    from e2e.data.text_corpus import mix_table
+
+    unseen = mix.get("unseen", "")
+    lines = ["Per domain, BLEU / chrF on each corpus's test pairs"
+             + (f" ({unseen}: never trained on)" if unseen else "") + ":", "",
+             "| test set | pairs | " + " | ".join(domains) + " |",
+             "| --- | ---: |" + " ---: |" * len(domains)]
+    for name, (a, b) in parts.items():
+        cells = [f"{s[name]['bleu']:.2f} / {s[name]['chrf']:.2f}" for s in domains.values()]
+        lines.append(f"| {label(name, unseen)} | {b - a:,} | " + " | ".join(cells) + " |")
+    if mix:
+        lines += ["", f"The training mix (shares by n^{mix['alpha']:g}; drawn for the largest "
+                  "size, each smaller one trains on a prefix of it):", "", *mix_table(mix)]
+    return lines
 
 
 def _transformer_ms(run: Path, sources: list[str]) -> float:
@@ -143,7 +194,21 @@ def _transformer_ms(run: Path, sources: list[str]) -> float:
 def notes(cfg: Config, opts: CompareOptions, n_train: int, n_test: int,
           rows: list[Row], scores: dict[str, dict], steps: dict[int, tuple]) -> str:
     d, m, t = cfg.data, cfg.model, cfg.train
-    if d.source == "bible-en-es":
+    if translates(d.source) and d.source != "bible-en-es":
+        unseen = d.unseen if d.source == "broad" else ""
+        what = ("the broad corpus" if d.source == "broad" else
+                "the corpora " + ", ".join(d.source.split("+")))
+        data = (f"Data: English -> Spanish, {what} "
+                f"(e2e.data.text_corpus), every corpus split by whole documents and sampled by "
+                f"n^{d.mix_alpha:g}; {n_train:,} training pairs; the test pairs are each "
+                f"corpus's held-out documents"
+                + (f" and the whole of {unseen} (never trained on)" if unseen else "")
+                + f", {n_test:,} of them")
+        stepwise = ("Stepwise: apertium's eng-spa pipeline (morphological analysis, "
+                    "part-of-speech tagging, rule-based structural transfer with a bilingual "
+                    "dictionary, morphological generation), run as one batch over the test "
+                    "sentences; its inference time is the batch wall time per sentence.")
+    elif d.source == "bible-en-es":
         data = (f"Data: the Bible, KJV English -> Reina-Valera 1909 Spanish, by verse; "
                 f"{n_train:,} training verses; the test verses are whole held-out books "
                 f"({', '.join(d.test_books)}), {n_test:,} of them")
@@ -160,7 +225,10 @@ def notes(cfg: Config, opts: CompareOptions, n_train: int, n_test: int,
                     "the highest cosine similarity with the rest of the description); neither "
                     "learns anything.")
     if d.test_limit:
-        data += (f" (only the first {d.test_limit:,} test pairs: data.test_limit"
+        data += (f" (only the first {d.test_limit:,} test pairs"
+                 + (" of each corpus" if translates(d.source) and d.source != "bible-en-es"
+                    else "")
+                 + ": data.test_limit"
                  + (", set by --quick)" if opts.quick else ")"))
     budget = (f"End to end: an encoder-decoder Transformer (d_model {m.d_model}, "
               f"{m.encoder_layers}+{m.decoder_layers} layers, byte-level BPE of "

@@ -43,6 +43,7 @@ from torch import nn
 from torch.utils.data import Dataset, default_collate
 
 from e2e.config import Config, TrainConfig
+from e2e.data.columns import ColumnSpec
 from e2e.engine.batching import TensorData
 from e2e.errors import E2EError
 
@@ -249,3 +250,31 @@ class Task:
         """Markdown added to RUN/report.md after the test evaluation, whose `metrics`
         (without the `test/` prefix) it is given (and any plots it writes into run_dir)."""
         return ""
+
+    # ---- a corpus on disk (e2e data prepare; data.source=FOLDER streams it) ----
+    def corpus_columns(self, cfg: Config, meta: dict) -> dict[str, ColumnSpec]:
+        """The columns of this application's prepared corpus (data/columns.py); `meta` is
+        what corpus_rows or corpus_scan found (e.g. the image shape)."""
+        raise E2EError(f"the {cfg.task} application has no on-disk corpus form "
+                       "(e2e data prepare)")
+
+    def corpus_rows(self, cfg: Config) -> tuple[dict[str, tuple[int, Callable]], dict]:
+        """The application's own data as columns: {split: (count, rows)}, where rows() yields
+        one {column: value} per example, and the meta to keep in columns.json."""
+        raise E2EError(f"the {cfg.task} application cannot write its own data as a corpus")
+
+    def corpus_fields(self) -> tuple[dict[str, str], tuple[str, ...]]:
+        """What a user's corpus maps to the columns: {column: what it holds} and the columns
+        a record must have (`e2e data prepare APP --from CORPUS --column COLUMN=FIELD`)."""
+        return {}, ()
+
+    def corpus_scan(self, cfg: Config, splits: dict[str, Any]) -> dict:
+        """A pass over a user's mapped records before writing ({split: iterator of (index,
+        record)}), for what must be known first (e.g. the class names); the meta."""
+        return {}
+
+    def corpus_example(self, record: dict, cfg: Config, base: Path, meta: dict,
+                       split: str) -> dict:
+        """One mapped record of `split` of a user's corpus -> {column: value}; relative file
+        paths are under `base`. A bad record raises E2EError saying what is wrong with it."""
+        raise E2EError(f"the {cfg.task} application cannot read a user's corpus")

@@ -26,6 +26,9 @@ def add_parsers(sub, data_sub) -> None:
     p.add_argument("--video", metavar="GIF", help="save the first drive, controls drawn on it")
     p.add_argument("--checkpoint", default="best", help="best | last | a checkpoint file")
     p.add_argument("--json", action="store_true", help="print per-track results as JSON")
+    p.add_argument("--look", choices=("usual", "random"), default="usual",
+                   help="draw the tracks in the usual colours or each in randomized colours "
+                        "(the simulator's domain_randomize; the same colours every time)")
     p.set_defaults(handler=cmd_drive)
 
     p = data_sub.add_parser("driving", help="record the expert driving CarRacing tracks "
@@ -40,6 +43,9 @@ def add_parsers(sub, data_sub) -> None:
     p.add_argument("--noise", type=number(float, 0), default=STEERING_NOISE,
                    help="perturb the executed steering by this much (std) while the labels "
                         "stay the expert's, so the data shows recoveries (DART); 0 = none")
+    p.add_argument("--random-looks", type=number(float, 0, 1), default=0.0, metavar="SHARE",
+                   help="draw this share of the tracks in randomized colours (which ones is a "
+                        "property of the seed); the expert's labels are the same in any look")
     p.set_defaults(handler=cmd_data_driving)
 
 
@@ -59,9 +65,10 @@ def cmd_drive(args) -> int:
     import time
 
     from e2e.tasks.driving.closed_loop import ExpertPolicy, drive, save_gif, summarize
-    from e2e.tasks.driving.sim import make_env
+    from e2e.tasks.driving.sim import make_env, track_name
 
     seeds = _seeds(args.seeds, args.episodes)
+    tracks = [(s, args.look) for s in seeds]
     if args.run == "expert":
         make_env().close()  # a missing simulator is reported before any worker starts
         policy = ExpertPolicy()
@@ -80,17 +87,18 @@ def cmd_drive(args) -> int:
     t0 = time.time()
 
     def show(e):
-        print(f"track {e.seed}: score {e.score:7.1f}  tiles {e.tiles}/{e.track_tiles}  "
-              f"lap {'yes' if e.lap else 'no '}  off-track {e.offtrack_steps} steps  "
-              f"({time.time() - t0:.0f}s)", flush=True)
-    episodes, video = drive(policy, seeds, args.max_steps, args.workers,
+        print(f"track {track_name(e.seed, e.look)}: score {e.score:7.1f}  tiles "
+              f"{e.tiles}/{e.track_tiles}  lap {'yes' if e.lap else 'no '}  off-track "
+              f"{e.offtrack_steps} steps  ({time.time() - t0:.0f}s)", flush=True)
+    episodes, video = drive(policy, tracks, args.max_steps, args.workers,
                             video=bool(args.video), progress=None if args.json else show)
     s = summarize(episodes)
     if args.json:
         from dataclasses import asdict
         print(json.dumps({"summary": s, "episodes": [asdict(e) for e in episodes]}, indent=1))
     else:
-        print(f"{policy.name} on {len(seeds)} tracks: mean score {s['score']:.1f}, min "
+        looks = " in randomized looks" if args.look == "random" else ""
+        print(f"{policy.name} on {len(seeds)} tracks{looks}: mean score {s['score']:.1f}, min "
               f"{s['score_min']:.1f}, tiles {100 * s['tiles']:.1f}%, laps completed "
               f"{100 * s['laps']:.0f}%, off-track {100 * s['offtrack']:.1f}% of steps")
     if args.video:
@@ -105,7 +113,8 @@ def cmd_data_driving(args) -> int:
 
     seeds = _seeds(args.seeds, args.episodes)
     make_env().close()
-    episodes = record(args.out, seeds, args.workers, args.max_steps, noise=args.noise)
+    episodes = record(args.out, seeds, args.workers, args.max_steps, noise=args.noise,
+                      random_looks=args.random_looks)
     frames = sum(e.steps for e in episodes) - 50 * len(episodes)
     print(f"recorded {len(episodes)} episodes, {frames} frames, mean expert score "
           f"{sum(e.score for e in episodes) / len(episodes):.1f} -> {args.out}")

@@ -21,7 +21,16 @@ from e2e.data.driving_records import episode_path, write_episode
 from e2e.errors import E2EError
 from e2e.tasks.driving.expert import Expert, ExpertConfig
 from e2e.tasks.driving.info import DrivingInfo
-from e2e.tasks.driving.sim import MAX_STEPS, WARMUP, Episode, make_env, off_track, step_env
+from e2e.tasks.driving.sim import (
+    MAX_STEPS,
+    USUAL,
+    WARMUP,
+    Episode,
+    make_env,
+    off_track,
+    reset_env,
+    step_env,
+)
 
 STALL_STEPS = 150  # end an episode after this many steps without a new tile (car lost)
 # A regression head never outputs exactly 0, and in CarRacing even brake 0.02 held every step
@@ -130,12 +139,12 @@ class MixedPolicy:
 
 
 def run_episode(policy, seed: int, max_steps: int = MAX_STEPS, record: Path | None = None,
-                video: bool = False, expert_cfg: ExpertConfig | None = None
-                ) -> tuple[Episode, list[np.ndarray]]:
-    """Drive one track; optionally record (frame, expert action) pairs and video frames.
-    `expert_cfg`: the expert's settings (its defaults when None)."""
-    env = make_env()
-    obs, _ = env.reset(seed=seed)
+                video: bool = False, expert_cfg: ExpertConfig | None = None,
+                look: str = USUAL) -> tuple[Episode, list[np.ndarray]]:
+    """Drive one track in `look` (sim.LOOKS); optionally record (frame, expert action) pairs
+    and video frames. `expert_cfg`: the expert's settings (its defaults when None)."""
+    env = make_env(look=look)
+    obs = reset_env(env, seed, look)
     if isinstance(policy, ExpertPolicy) and record is None and not video:
         # the expert reads the simulator's state, never the frame: skip drawing it (~10x faster)
         env.unwrapped._render = lambda *args, **kwargs: None
@@ -173,7 +182,7 @@ def run_episode(policy, seed: int, max_steps: int = MAX_STEPS, record: Path | No
             break
     ep = Episode(seed=seed, score=round(score, 2), tiles=tiles,
                  track_tiles=len(env.unwrapped.track), lap=lap, steps=t + 1,
-                 offtrack_steps=int(offtrack))
+                 offtrack_steps=int(offtrack), look=look)
     env.close()
     if record is not None and frames:
         write_episode(record, np.stack(frames), np.stack(labels), **asdict(ep),
@@ -192,23 +201,26 @@ def _worker_init() -> None:
 
 
 def _worker(job: tuple) -> tuple[Episode, list[np.ndarray]]:
-    seed, max_steps, record, video = job
-    return run_episode(_POLICY, seed, max_steps, record, video)
+    seed, max_steps, record, video, look = job
+    return run_episode(_POLICY, seed, max_steps, record, video, look=look)
 
 
-def drive(policy, seeds: list[int], max_steps: int = MAX_STEPS, workers: int = 2,
+def drive(policy, seeds: list, max_steps: int = MAX_STEPS, workers: int = 2,
           record_dir: Path | None = None, record_tag: str = "episode", video: bool = False,
           progress: Callable[[Episode], None] | None = None
           ) -> tuple[list[Episode], list[np.ndarray]]:
-    """Drive every seed's track; returns the episodes (in seed order) and the first one's video."""
+    """Drive every track: a seed (the usual look) or a (seed, look) pair (sim.tracks); returns
+    the episodes (in the order given) and the first one's video."""
     global _POLICY
-    jobs = [(s, max_steps, episode_path(record_dir, s, record_tag) if record_dir else None,
-             video and i == 0) for i, s in enumerate(seeds)]
+    pairs = [(s, USUAL) if isinstance(s, (int, np.integer)) else tuple(s) for s in seeds]
+    jobs = [(s, max_steps, episode_path(record_dir, s, record_tag, look) if record_dir else None,
+             video and i == 0, look) for i, (s, look) in enumerate(pairs)]
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
         results = []
         for job in jobs:
-            results.append(run_episode(policy, *job))
+            seed, steps, record, video, look = job
+            results.append(run_episode(policy, seed, steps, record, video, look=look))
             if progress:
                 progress(results[-1][0])
     else:
@@ -232,6 +244,18 @@ def summarize(episodes: list[Episode]) -> dict[str, float]:
             "laps": float(np.mean([e.lap for e in episodes])),
             "offtrack": float(np.mean([e.offtrack_steps / max(e.steps - WARMUP, 1)
                                        for e in episodes]))}
+
+
+def summarize_looks(episodes: list[Episode]) -> dict[str, float]:
+    """summarize() over every episode, plus score_LOOK and score_min_LOOK for each look
+    (score_usual, score_random) when more than one was driven: what `best` is chosen on is
+    the mean over all."""
+    out = summarize(episodes)
+    looks = sorted({e.look for e in episodes})
+    for look in looks if len(looks) > 1 else []:
+        part = summarize([e for e in episodes if e.look == look])
+        out[f"score_{look}"], out[f"score_min_{look}"] = part["score"], part["score_min"]
+    return out
 
 
 def draw_controls(frame: np.ndarray, action: np.ndarray, scale: int = 3) -> np.ndarray:

@@ -25,6 +25,16 @@ class DrivingDataConfig:
     episodes: int = 0  # train on the first N of the other recorded episodes (0 = all)
     val_seeds: str = "500-509"  # tracks driven at each evaluation to pick `best`
     test_seeds: str = "1000-1003"  # unseen tracks driven for the final test numbers
+    # Looks (e2e.tasks.driving.sim): this share of the recorded tracks (`e2e data driving
+    # --random-looks`, bench/driving.py) and of DAgger's tracks is drawn in randomized
+    # colours (the simulator's domain_randomize); the expert reads the state, so its labels
+    # are the same in every look. 0 = the usual look only.
+    random_looks: float = 0.0
+    # tracks also driven in a randomized look at each evaluation ("" = none): `best` is
+    # chosen on the mean over these and val_seeds together (val/score_usual and
+    # val/score_random show each look alone)
+    val_random_seeds: str = ""
+    test_random_seeds: str = ""  # the same for the final test drives
     max_steps: int = MAX_STEPS  # per closed-loop episode
     workers: int = 2  # processes driving episodes in parallel
     shift_px: int = 4  # augmentation: sideways shift of up to this many pixels ...
@@ -34,6 +44,14 @@ class DrivingDataConfig:
     contrast: float = 0.2  # ... stretch them about their mean by 1 +- this ...
     color: float = 0.1  # ... scale each of R, G, B by 1 +- this ...
     blur: float = 0.2  # ... and blur this share of frames (3x3 box)
+    # What else a camera does to a frame, each on this share of frames: sensor noise
+    # (Gaussian, std 2-10 of 255 levels), JPEG compression (Pillow, quality jpeg_quality-90),
+    # and the colour channels in another order (a green road on red grass: colours that
+    # neither look has, so the network leans on shapes)
+    sensor_noise: float = 0.0
+    jpeg: float = 0.0
+    jpeg_quality: int = 30
+    channel_shuffle: float = 0.0
     # Rounds of DAgger after behavior cloning (e2e.tasks.driving.dagger): round r lets the
     # round r-1 network drive, has the expert label what it saw, and retrains (0 = cloning
     # only; `e2e train driving --dagger N` sets it). Runs go to OUT/round-0 ... round-N.
@@ -56,6 +74,8 @@ class DrivingDataConfig:
         "workers": "[1, inf)", "shift_px": "[0, inf)", "steer_per_px": "[0, inf)",
         "brightness": "[0, 1)", "mirror": "[0, 1]",
         "contrast": "[0, 1)", "color": "[0, 1)", "blur": "[0, 1]", "dagger_beta": "[0, 1]",
+        "random_looks": "[0, 1]", "sensor_noise": "[0, 1]", "jpeg": "[0, 1]",
+        "jpeg_quality": "[1, 90]", "channel_shuffle": "[0, 1]",
         "dagger_rounds": "[0, inf)",
         "dagger_episodes": "[1, inf)", "dagger_epochs": "[1, inf)"}
 

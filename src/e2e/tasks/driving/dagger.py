@@ -25,7 +25,7 @@ from e2e.engine.results import headline
 from e2e.errors import E2EError
 from e2e.tasks.base import Task
 from e2e.tasks.driving.closed_loop import MixedPolicy, NetPolicy, drive, summarize
-from e2e.tasks.driving.sim import WARMUP, parse_seeds
+from e2e.tasks.driving.sim import WARMUP, parse_seeds, tracks
 
 
 def load_policy(task: Task, run: str | Path, device: str = "cpu") -> NetPolicy:
@@ -98,7 +98,10 @@ def run_dagger(task: Task, cfg: Config, out: str | Path, rounds: int, quiet: boo
                 policy = MixedPolicy(policy, d.dagger_beta ** r, seed=r)
             visited = out / "visited" / f"round-{r}"
             round_seeds = seeds[(r - 1) * d.dagger_episodes: r * d.dagger_episodes]
-            episodes, _ = drive(policy, round_seeds, d.max_steps, d.workers, record_dir=visited)
+            # a share data.random_looks of them in randomized colours (the expert's labels
+            # are the same in any look: it reads the state)
+            episodes, _ = drive(policy, tracks(round_seeds, d.random_looks), d.max_steps,
+                                d.workers, record_dir=visited)
             rollout = summarize(episodes)
             added = sum(e.steps - WARMUP for e in episodes)
             if not quiet:

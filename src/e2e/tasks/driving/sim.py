@@ -5,6 +5,12 @@ gymnasium's registration), of which the first `WARMUP` are the camera's zoom-in:
 stands still during them (no frame of them is recorded or shown to a network), which costs
 every policy the same 5 points. The score is the simulator's own reward: +1000/N per track
 tile first touched, -0.1 per step.
+
+Looks: a track (its seed) can be drawn in the usual colours or in a randomized look, the
+simulator's own `domain_randomize` (road, grass and background in other colours). A
+randomized look is drawn from its own seed (LOOK_SEED of the track's), then the track from
+the track's seed with the colours kept (`reset_env`): the same track in either look, the
+same physics, and each (seed, look) pair the same frames every time.
 """
 
 from __future__ import annotations
@@ -13,27 +19,80 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from e2e.errors import DatasetMissing
+from e2e.errors import DatasetMissing, E2EError
 
 INSTALL = 'pip install "e2e[driving]"   (or just the simulator: pip install "gymnasium[box2d]")'
 FRAME_SHAPE = (96, 96, 3)  # H, W, RGB as CarRacing renders them
 HUD_ROWS = 12  # bottom rows: speed and steering bars, which would leak the label
 WARMUP = 50  # zoom-in steps at the start of each episode (1 s at 50 FPS)
 MAX_STEPS = 1000
+USUAL, RANDOM = "usual", "random"  # the looks a track is drawn in
+LOOKS = (USUAL, RANDOM)
+LOOK_TAG = 7919  # mixed with a track's seed into the seed its randomized colours come from
 
 
-def make_env(fast: bool = True):
+def make_env(fast: bool = True, look: str = USUAL):
     """A CarRacing-v3 environment with continuous actions; needs no display. `fast` draws
-    the same frames faster (see `fast_render`)."""
+    the same frames faster (see `fast_render`); `look` RANDOM makes one that can draw
+    randomized colours (reset it with `reset_env`)."""
     try:
         from gymnasium.envs.box2d.car_racing import CarRacing
     except ImportError as e:  # gymnasium itself, or its Box2D / pygame extras
         raise DatasetMissing(f"the CarRacing simulator ({e.name or 'gymnasium[box2d]'})",
                              INSTALL) from None
-    env = CarRacing(continuous=True)
+    check_look(look)
+    env = CarRacing(continuous=True, domain_randomize=look == RANDOM)
     if fast:
         fast_render(env)
     return env
+
+
+def check_look(look: str) -> str:
+    if look not in LOOKS:
+        raise E2EError(f"a track's look is one of {', '.join(LOOKS)}, got '{look}'")
+    return look
+
+
+def look_seed(seed: int) -> int:
+    """The seed the randomized colours of track `seed` are drawn from (not the track's own:
+    its first random draws also shape the track)."""
+    return int(np.random.SeedSequence([seed, LOOK_TAG]).generate_state(1)[0])
+
+
+def reset_env(env, seed: int, look: str = USUAL) -> np.ndarray:
+    """Start track `seed` in `look` (made by make_env(look=look)); the first observation.
+
+    Randomized: gymnasium draws the colours from the generator a reset seeds, before the
+    track, so a first reset with the look's seed draws them and a second one with
+    `randomize: False` builds the track of `seed` in them: the track is the usual look's."""
+    if check_look(look) == RANDOM:
+        if not env.unwrapped.domain_randomize:
+            raise E2EError("reset_env(look='random') needs make_env(look='random')")
+        env.reset(seed=look_seed(seed), options={"randomize": True})
+        obs, _ = env.reset(seed=seed, options={"randomize": False})
+    else:
+        obs, _ = env.reset(seed=seed)
+    return obs
+
+
+def random_look(seed: int, share: float) -> bool:
+    """Whether track `seed` is drawn in a randomized look when a `share` of tracks are: a
+    property of the seed alone (a Weyl sequence), so any run of consecutive seeds holds
+    that share to within one track, and a track keeps its look whatever list it is in."""
+    return share > 0 and (seed * 0.6180339887498949) % 1.0 < share
+
+
+def tracks(seeds: list[int], share: float = 0.0, look: str | None = None
+           ) -> list[tuple[int, str]]:
+    """(seed, look) per seed: all in `look` if given, else a `share` of them randomized."""
+    if look is not None:
+        return [(s, check_look(look)) for s in seeds]
+    return [(s, RANDOM if random_look(s, share) else USUAL) for s in seeds]
+
+
+def track_name(seed: int, look: str) -> str:
+    """How a (seed, look) pair is named in metrics and file names: 1003, random-1003."""
+    return str(seed) if look == USUAL else f"{look}-{seed}"
 
 
 @dataclass
@@ -47,6 +106,7 @@ class Episode:
     lap: bool  # lap completed
     steps: int
     offtrack_steps: int  # steps with no wheel on the road
+    look: str = USUAL  # the colours it was drawn in (USUAL or RANDOM)
 
     @property
     def tiles_fraction(self) -> float:
@@ -60,8 +120,6 @@ def off_track(env) -> bool:
 
 def parse_seeds(text: str) -> list[int]:
     """'0-9' -> 0..9; '1,5,7-8' -> [1, 5, 7, 8]."""
-    from e2e.errors import E2EError
-
     seeds: list[int] = []
     try:
         for part in str(text).split(","):

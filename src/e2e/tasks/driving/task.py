@@ -6,7 +6,8 @@ speed bar visible and its steering, gyro and ABS bars blanked (they show what th
 actions did: the label), and outputs steer in [-1, 1] and gas, brake in [0, 1]. It learns
 by behavior cloning from a privileged expert's recordings (`e2e data driving`), with
 augmentation suited to driving: mirrored tracks, sideways shifts whose steering label is
-corrected toward the road (PilotNet's recovery views), brightness, contrast, colour, blur.
+corrected toward the road (PilotNet's recovery views), brightness, contrast, colour, blur,
+sensor noise, JPEG compression, swapped colour channels.
 It is *judged by driving*: `evaluate` lets it drive whole
 tracks in closed loop (val/score picks the `best` checkpoint), because offline loss does
 not predict driving. With `data.dagger_rounds` (`e2e train driving --dagger N`), `train`
@@ -14,7 +15,9 @@ runs DAgger on top of the engine's fit against behavior cloning's covariate shif
 e2e.tasks.driving.dagger).
 
 Seeds (tracks): recordings 0-199 by convention, DAgger rollouts 200-499, validation
-500-599, test 1000 and up; train and test tracks never share a seed.
+500-599, test 1000 and up; train and test tracks never share a seed. Each track is driven
+in the usual look or in randomized colours (sim.LOOKS): `data.random_looks` of the training
+tracks, `data.val_random_seeds` and `data.test_random_seeds` in a randomized look.
 """
 
 from __future__ import annotations
@@ -36,18 +39,38 @@ from e2e.tasks.driving.config import DrivingDataConfig, DrivingModelConfig, Driv
 from e2e.tasks.driving.info import DrivingInfo
 from e2e.tasks.driving.model import PilotNet
 from e2e.tasks.driving.serving import DrivingServing
-from e2e.tasks.driving.sim import HUD_ROWS, parse_seeds
+from e2e.tasks.driving.sim import HUD_ROWS, RANDOM, USUAL, parse_seeds, track_name
 
 
 class DriveSplit:
-    """Tracks to drive (by seed), plus optional recorded frames for an offline loss."""
+    """Tracks to drive ((seed, look) pairs, or seeds: the usual look), plus optional
+    recorded frames for an offline loss."""
 
-    def __init__(self, seeds: list[int], max_steps: int, workers: int,
+    def __init__(self, seeds: list, max_steps: int, workers: int,
                  offline: TensorData | None = None):
-        self.seeds, self.max_steps, self.workers, self.offline = seeds, max_steps, workers, offline
+        self.tracks = [(s, USUAL) if isinstance(s, int) else tuple(s) for s in seeds]
+        self.max_steps, self.workers, self.offline = max_steps, workers, offline
+
+    @property
+    def seeds(self) -> list[int]:
+        return [s for s, _ in self.tracks]
 
     def __len__(self) -> int:
-        return len(self.seeds)
+        return len(self.tracks)
+
+
+def split_tracks(d: DrivingDataConfig, usual: str, randomized: str) -> list[tuple[int, str]]:
+    """The (seed, look) pairs of data.USUAL (usual look) and data.RANDOMIZED (randomized)."""
+    pairs = []
+    for key, look in ((usual, USUAL), (randomized, RANDOM)):
+        text = getattr(d, key)
+        if look == RANDOM and not str(text).strip():
+            continue  # no randomized-look tracks
+        try:
+            pairs += [(s, look) for s in parse_seeds(text)]
+        except E2EError as e:
+            raise E2EError(f"data.{key}: {e}") from None
+    return pairs
 
 
 class Recordings(TensorData):
@@ -141,7 +164,8 @@ class DrivingTask(Task):
     name = "driving"
     DataConfig = DrivingDataConfig
     ModelConfig = DrivingModelConfig
-    metrics = ("score", "score_min", "tiles", "laps", "offtrack", "loss")
+    metrics = ("score", "score_min", "tiles", "laps", "offtrack", "loss", "score_usual",
+               "score_random")
     channels_last = False
     Info = DrivingInfo
     Serving = DrivingServing
@@ -167,7 +191,9 @@ class DrivingTask(Task):
     # ---- data ----
     def build_data(self, cfg: Config, info: DrivingInfo | None = None) -> Splits:
         d: DrivingDataConfig = cfg.data
-        test = DriveSplit(parse_seeds(d.test_seeds), d.max_steps, d.workers)
+        test = DriveSplit(split_tracks(d, "test_seeds", "test_random_seeds"), d.max_steps,
+                          d.workers)
+        val_tracks = split_tracks(d, "val_seeds", "val_random_seeds")
         try:
             main = recording_files([d.source])
             more = recording_files(d.more) if d.more else []
@@ -185,7 +211,7 @@ class DrivingTask(Task):
         shape = tuple(read_episode((val_files or train_files)[0])[0].shape[1:])
         m: DrivingModelConfig = cfg.model
         offline = Recordings(val_files, shape, m.frames, m.frame_gap) if val_files else None
-        val = DriveSplit(parse_seeds(d.val_seeds), d.max_steps, d.workers, offline)
+        val = DriveSplit(val_tracks, d.max_steps, d.workers, offline)
         info = DrivingInfo(frame_shape=list(shape), source=str(d.source),
                            episodes=len(train_files), frames=m.frames, frame_gap=m.frame_gap)
         train = Recordings(train_files, shape, m.frames, m.frame_gap, d.in_memory)
@@ -237,7 +263,7 @@ class DrivingTask(Task):
     # ---- evaluation: drive ----
     def evaluate(self, model: nn.Module, split: DriveSplit, cfg: Config, info: DrivingInfo
                  ) -> dict[str, float]:
-        from e2e.tasks.driving.closed_loop import NetPolicy, drive, summarize
+        from e2e.tasks.driving.closed_loop import NetPolicy, drive, summarize_looks
 
         metrics: dict[str, float] = {}
         if split.offline is not None:
@@ -247,20 +273,22 @@ class DrivingTask(Task):
                 total += float(self.loss(model, b, cfg, info)) * len(b["y"])
                 n += len(b["y"])
             metrics["loss"] = total / n
-        if split.seeds:
+        if split.tracks:
             was_training = model.training
             policy = NetPolicy(model.eval(), info)
-            with Ticker(len(split.seeds), "driving", "tracks", delay=10) as ticker:  # minutes
+            with Ticker(len(split.tracks), "driving", "tracks", delay=10) as ticker:  # minutes
                 episodes, _ = drive(
-                    policy, split.seeds, split.max_steps, split.workers,
-                    progress=lambda e: ticker.update(note=f"track {e.seed}: {e.score:.0f}"))
+                    policy, split.tracks, split.max_steps, split.workers,
+                    progress=lambda e: ticker.update(
+                        note=f"track {track_name(e.seed, e.look)}: {e.score:.0f}"))
             model.train(was_training)
-            metrics = {**summarize(episodes), **metrics}
-            for e in episodes:  # per track: what the report's table shows
-                metrics[f"track_score/{e.seed}"] = e.score
-                metrics[f"track_tiles/{e.seed}"] = e.tiles_fraction
-                metrics[f"track_lap/{e.seed}"] = float(e.lap)
-                metrics[f"track_offtrack/{e.seed}"] = float(e.offtrack_steps)
+            metrics = {**summarize_looks(episodes), **metrics}
+            for e in episodes:  # per track (1003, random-1003): what the report's table shows
+                name = track_name(e.seed, e.look)
+                metrics[f"track_score/{name}"] = e.score
+                metrics[f"track_tiles/{name}"] = e.tiles_fraction
+                metrics[f"track_lap/{name}"] = float(e.lap)
+                metrics[f"track_offtrack/{name}"] = float(e.offtrack_steps)
         return metrics
 
     def report(self, model: nn.Module, split: DriveSplit, cfg: Config, info: DrivingInfo,
@@ -268,7 +296,8 @@ class DrivingTask(Task):
         # the drives of the test evaluation that just ran: driving again would cost minutes
         rows = ["## Closed-loop test drives", "", "| track seed | score | tiles | lap | "
                 "off-track steps |", "| --- | --- | --- | --- | --- |"]
-        for seed in split.seeds:
+        for seed, look in split.tracks:
+            seed = track_name(seed, look)  # 1003, or random-1003 in a randomized look
             if f"track_score/{seed}" in metrics:
                 rows.append(f"| {seed} | {metrics[f'track_score/{seed}']:.1f} | "
                             f"{100 * metrics[f'track_tiles/{seed}']:.0f}% | "
@@ -281,8 +310,9 @@ def augment(x: torch.Tensor, y: torch.Tensor, d: DrivingDataConfig) -> torch.Ten
 
     Geometry moves only the road above the HUD, so the speed bar stays where it is read:
     mirrored tracks (steering negated) and PilotNet's recovery views (shifted sideways,
-    steering corrected toward the road). Photometric changes (brightness, contrast, colour,
-    blur) make the network learn the road's shape and not one rendering of it. Every
+    steering corrected toward the road). Photometric changes (swapped colour channels,
+    brightness, contrast, colour, blur) make the network learn the road's shape and not one
+    rendering of it; then what a camera adds (sensor noise, JPEG compression). Every
     stacked frame of an example gets the same change."""
     n, _, h, w = x.shape
     road = h - HUD_ROWS
@@ -291,6 +321,13 @@ def augment(x: torch.Tensor, y: torch.Tensor, d: DrivingDataConfig) -> torch.Ten
     def rand(*shape: int) -> torch.Tensor:  # uniform in [-1, 1)
         return 2 * torch.rand(n, *shape, device=dev) - 1
 
+    if d.channel_shuffle:  # one permutation of R, G, B per example (the HUD's bars are gray)
+        some = (torch.rand(n, device=dev) < d.channel_shuffle).nonzero().flatten()
+        order = torch.argsort(torch.rand(len(some), 3, device=dev), 1)
+        frames = x[some].view(len(some), -1, 3, h, w)
+        x = x.clone()  # the caller's batch stays as it was
+        x[some] = frames.gather(2, order[:, None, :, None, None].expand_as(frames)).view(
+            len(some), -1, h, w)
     top = x[:, :, :road]
     if d.mirror:
         flip = torch.rand(n, device=dev) < d.mirror
@@ -313,4 +350,32 @@ def augment(x: torch.Tensor, y: torch.Tensor, d: DrivingDataConfig) -> torch.Ten
         x = mean + (x - mean) * (1 + d.contrast * rand(1, 1, 1))
     if d.brightness:
         x = x * (1 + d.brightness * rand(1, 1, 1))
-    return x.clamp(0, 255)
+    x = x.clamp(0, 255)
+    if d.sensor_noise:  # Gaussian, std 2-10 levels, on this share of the examples
+        some = (torch.rand(n, device=dev) < d.sensor_noise).nonzero().flatten()
+        std = 2 + 8 * torch.rand(len(some), 1, 1, 1, device=dev)
+        x[some] = (x[some] + std * torch.randn_like(x[some])).clamp(0, 255)
+    if d.jpeg:
+        x = jpeg(x, torch.rand(n) < d.jpeg, d.jpeg_quality)
+    return x
+
+
+def jpeg(x: torch.Tensor, chosen: torch.Tensor, lowest: int) -> torch.Tensor:
+    """The `chosen` examples of float frames N x 3F x H x W, JPEG-compressed by Pillow at a
+    quality drawn in [lowest, 90] per example (the same for its stacked frames)."""
+    import io
+
+    from PIL import Image
+
+    x = x.clone()
+    for i in chosen.nonzero().flatten().tolist():
+        quality = int(torch.randint(lowest, 91, ()).item())
+        frames = x[i].view(-1, 3, *x.shape[2:]).round().to(torch.uint8).permute(0, 2, 3, 1)
+        for k, frame in enumerate(frames.cpu().numpy()):
+            buf = io.BytesIO()
+            Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+            buf.seek(0)
+            with Image.open(buf) as im:
+                back = torch.from_numpy(np.asarray(im.convert("RGB")).copy())
+            x[i, 3 * k: 3 * k + 3] = back.permute(2, 0, 1).to(x)
+    return x

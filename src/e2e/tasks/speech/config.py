@@ -43,7 +43,9 @@ class SpeechDataConfig:
     n: int = 3000  # synth: training utterances
     n_val: int = 150  # synth: validation utterances (their own voices)
     n_test: int = 150  # synth: test utterances per kind
-    kinds: str = "digits,letters,sentences"  # synth: which kinds of text (comma-separated)
+    # synth: which kinds of text (comma-separated); `words` = one word alone (a number word, a
+    # letter's name or a word of the sentence grammar), so that a one-word clip gets one word
+    kinds: str = "digits,letters,sentences"
     asterisk: bool = True  # add the Asterisk human test sets (a note says how to install them)
     val_fraction: float = 0.1  # PATH sources: held out for validation
     test_fraction: float = 0.1  # PATH sources: held out for testing
@@ -62,6 +64,15 @@ class SpeechDataConfig:
     # train on the first real_n of the real training clips in one fixed shuffle (0 = all):
     # smaller sets are nested in larger ones (`e2e compare speech`'s data curve)
     real_n: int = 0
+    # train on the shortest prefix of that shuffle that holds this share of the real training
+    # hours (1 = all): nested too; bench/speech.py's data curve sets it (0.25, 0.5, 1)
+    real_fraction: float = 1.0
+    # whole speakers of training corpora held out as test-only sets, `corpus:speaker,...`
+    # (test set `<corpus>_<speaker>`): a voice and recording set never heard in training
+    real_holdout: str = ""
+    # training clips of a corpus seen k times per epoch, `corpus:k,...` (each copy augmented
+    # anew): weight for the few real isolated words and letters among hours of sentences
+    real_repeat: str = ""
     max_test: int = 200  # clips per real test set (a fixed random subset; val gets half)
     max_seconds: float = 10.0  # longer training clips are dropped (counted in report.md)
 
@@ -70,7 +81,8 @@ class SpeechDataConfig:
         "test_fraction": "(0, 1)", "split_seed": "[0, inf)",
         "flite": "[0, 1]", "piper": "[0, 1]", "real_val_fraction": "(0, 1)",
         "real_test_fraction": "(0, 1)",
-        "real_n": "[0, inf)", "max_test": "[1, inf)", "max_seconds": "(0, inf)"}
+        "real_n": "[0, inf)", "real_fraction": "(0, 1]", "max_test": "[1, inf)",
+        "max_seconds": "(0, inf)"}
 
 
 @dataclass
@@ -93,6 +105,10 @@ class SpeechModelConfig:
     freq_mask_width: int = 15  # filters
     time_masks: int = 0
     time_mask_fraction: float = 0.05  # of the utterance's frames (adaptive to its length)
+    # intermediate CTC (conformer only): this weight of the loss is CTC on the output of
+    # block `inter_ctc_layer` (0 = the middle one) through the shared head; 0 = off
+    inter_ctc: float = 0.0
+    inter_ctc_layer: int = 0
     beam_size: int = 8  # test-time CTC prefix beam search (1 = greedy only)
     lexicon: bool = True  # beam search spells only words seen in the training transcripts
     lm_weight: float = 0.5  # stepwise variant: word bigram LM of the training text in the beam
@@ -102,7 +118,8 @@ class SpeechModelConfig:
         "filters": "[1, inf)", "filter_ms": "(0, inf)", "dim": "[1, inf)", "layers": "[1, inf)",
         "heads": "[1, inf)", "subsample": "[1, inf)", "conv_kernel": "[1, inf)",
         "dropout": "[0, 1)", "freq_masks": "[0, inf)", "freq_mask_width": "[0, inf)",
-        "time_masks": "[0, inf)", "time_mask_fraction": "[0, 1)", "beam_size": "[1, inf)",
+        "time_masks": "[0, inf)", "time_mask_fraction": "[0, 1)", "inter_ctc": "[0, 1)",
+        "inter_ctc_layer": "[0, inf)", "beam_size": "[1, inf)",
         "lm_weight": "[0, inf)", "word_bonus": "(-inf, inf)"}
 
 

@@ -167,26 +167,38 @@ class SpeechRecognizer(nn.Module):
         else:
             raise ValueError(f"model.encoder must be conformer or gru, got '{m.encoder}'")
         self.head = nn.Linear(m.dim, vocab)
+        # intermediate CTC reads this block's output through the same head (training only)
+        self.inter_layer = m.inter_ctc_layer or m.layers // 2
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Output frames (CTC's time steps) for clips of `lengths` samples."""
         return conv_out(self.front.frame_lengths(lengths), self.subsample)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: float32 waveforms in [-1, 1] at 16 kHz, N x T (padded), lengths: N."""
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, intermediate: bool = False
+                ) -> tuple[torch.Tensor, ...]:
+        """x: float32 waveforms in [-1, 1] at 16 kHz, N x T (padded), lengths: N.
+        `intermediate`: also the logits of block `inter_layer` (conformer), for intermediate
+        CTC: (logits, lengths, intermediate logits)."""
         h, lengths = self.front(x, lengths)
         if self.training and (self.masking.freq_masks or self.masking.time_masks):
             h = mask_bands_and_spans(h, lengths, self.masking)
         h = F.gelu(self.subsample(h)).transpose(1, 2)
         lengths = conv_out(lengths, self.subsample)
         mask = length_mask(lengths, h.shape[1])
+        inter = None
         if self.encoder_kind == "conformer":
-            for block in self.blocks:
+            for i, block in enumerate(self.blocks, 1):
                 h = block(h, mask)
+                if intermediate and i == self.inter_layer:
+                    inter = self.head(h)
         else:
             packed = nn.utils.rnn.pack_padded_sequence(h, lengths.cpu().clamp_min(1),
                                                        batch_first=True, enforce_sorted=False)
             h = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True,
                                                  total_length=mask.shape[1])[0]
+        if intermediate:
+            if inter is None:
+                raise ValueError(f"no intermediate output: block {self.inter_layer} of a "
+                                 f"{self.encoder_kind} encoder")
+            return self.head(h), lengths, inter
         return self.head(h), lengths

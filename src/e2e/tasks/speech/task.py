@@ -10,8 +10,9 @@ e2e.stepwise.mfcc, feeds fixed librosa MFCCs to the same encoder). Data (`data.s
   + data.real  real human voice acting from Debian game packages (e2e.tasks.speech.mix):
           training corpora split by speaker, one whole corpus kept for test only
 Test sets are reported one by one (`test/<set>_wer`, `test/<set>_cer`): for synth, held-out
-voices' digits, letters and sentences; with data.real, held-out game speakers
-(`<corpus>_heldout`) and the unseen corpus (`drascula`); plus, when installed, the Asterisk
+voices' digits, letters and sentences (and single words); with data.real, held-out game
+speakers (`<corpus>_heldout`), whole voices held out (`<corpus>_<speaker>`, data.real_holdout)
+and the unseen corpus (`drascula`); plus, when installed, the Asterisk
 prompts, a real human voice at 8 kHz (`data.asterisk`). Greedy decoding is the network's own
 answer; `_beam_` (training word list) and `_lm_` (+ word bigram LM of the training text) are
 the stepwise variants beside it. Augmentation (e2e.tasks.speech.augment) runs on the
@@ -29,12 +30,13 @@ import torch
 from torch.utils.data import Dataset
 
 from e2e.config import Config, TrainConfig
-from e2e.data import asterisk
 from e2e.data.audio import SAMPLE_RATE, VOCAB, Utterance, load_all, read_corpus, read_manifest
+from e2e.data.columns import is_prepared
 from e2e.data.sources import data_home
 from e2e.engine.progress import track
-from e2e.errors import DatasetMissing, E2EError
+from e2e.errors import E2EError
 from e2e.tasks.base import Splits, Task
+from e2e.tasks.speech import corpus
 from e2e.tasks.speech.augment import augment
 from e2e.tasks.speech.config import SpeechDataConfig, SpeechModelConfig, SpeechTrain
 from e2e.tasks.speech.ctc import BigramLM, beam_search, ctc_loss, encode, frames_needed, greedy
@@ -62,6 +64,10 @@ class SpeechSet(Dataset):
     def seconds(self) -> float:
         return sum(len(w) for w in self.waves) / SAMPLE_RATE
 
+    def subset(self, keep: list[int]) -> SpeechSet:
+        return SpeechSet([self.waves[i] for i in keep], [self.texts[i] for i in keep],
+                         [self.groups[i] for i in keep])
+
 
 def collate(items: list[dict]) -> dict:
     pad = torch.nn.utils.rnn.pad_sequence
@@ -88,6 +94,8 @@ class SpeechTask(Task):
     # ---- data ----
     def build_data(self, cfg: Config, info: SpeechInfo | None = None) -> Splits:
         d: SpeechDataConfig = cfg.data
+        if is_prepared(d.source):
+            return self._prepared_splits(cfg, Path(d.source).expanduser())
         if d.source == "synth":
             from e2e.tasks.speech.synth import build_corpus, parse_kinds
 
@@ -108,39 +116,65 @@ class SpeechTask(Task):
             train_items, val_items, test_items = ([items[i] for i in p] for p in parts)
             tests = {"test": test_items}
             origin = str(d.source)
-        real_facts: dict[str, Any] = {}
-        if d.real:
-            from e2e.tasks.speech.mix import real_splits
+        from e2e.tasks.speech.mix import asterisk_tests, real_splits
 
+        real_facts: dict[str, Any] = {}
+        real_train: list[Utterance] = []
+        if d.real:
             real_train, real_val, real_tests, real_facts = real_splits(d)
-            train_items, val_items = train_items + real_train, val_items + real_val
+            val_items = val_items + real_val
             tests.update(real_tests)
             origin += f" + real speech {real_facts['real_folder']}"
-        if d.asterisk:
-            try:
-                tests.update({f"asterisk_{s}": asterisk.asterisk_set(s) for s in asterisk.SETS})
-            except DatasetMissing as e:
-                print(f"note: no Asterisk test sets: {e}")
+        tests.update(asterisk_tests(d))
         skipped: list[str] = []
-        train, val = self._load(train_items, "train", d, skipped), self._load(val_items, "val", d,
-                                                                              skipped)
+        # each real clip read once, however often data.real_repeat repeats it
+        waves, kept, bad = load_all(list(dict.fromkeys(real_train)), d.skip_bad)
+        skipped += bad
+        by_clip = dict(zip(kept, waves))
+        real = SpeechSet([by_clip[u] for u in real_train if u in by_clip],
+                         [u.text for u in real_train if u in by_clip],
+                         ["train"] * sum(u in by_clip for u in real_train))
+        train = self._concat([self._load(train_items, "train", d, skipped), real])
+        val = self._load(val_items, "val", d, skipped)
+        if real_facts:  # distinct real hours that train (the data curve's axis), long ones out
+            real_facts["real_train_hours"] = round(sum(
+                len(w) for w in waves if len(w) <= d.max_seconds * SAMPLE_RATE)
+                / SAMPLE_RATE / 3600, 4)
         test = self._concat([self._load(v, k, d, skipped) for k, v in tests.items()])
         if skipped:
             print(f"skipped {len(skipped)} unreadable audio file(s), e.g. {skipped[0]}")
+        return self._splits(cfg, train, val, test, list(tests), origin, len(skipped), real_facts)
+
+    def _splits(self, cfg: Config, train, val, test, test_sets: list[str], origin: str,
+                skipped: int, real_facts: dict) -> Splits:
+        """The splits with what the model learns of the training text (in memory or on disk)."""
+        d: SpeechDataConfig = cfg.data
         # Overlong clips: slow, memory-hungry batches and the likeliest CTC failures.
-        long = [i for i, w in enumerate(train.waves) if len(w) > d.max_seconds * SAMPLE_RATE]
+        long = (train.lengths > d.max_seconds * SAMPLE_RATE).nonzero().flatten().tolist()
         if long:
             drop = set(long)
-            train = SpeechSet(*([x for i, x in enumerate(v) if i not in drop]
-                                for v in (train.waves, train.texts, train.groups)))
+            train = train.subset([i for i in range(len(train)) if i not in drop])
         lexicon = sorted({w for t in train.texts for w in t.split()})
         info = SpeechInfo(lexicon=lexicon, lm=BigramLM.count(train.texts), source=origin,
-                          test_sets=list(tests), skipped_files=len(skipped),
+                          test_sets=test_sets, skipped_files=skipped,
                           dropped_long=len(long), max_seconds=d.max_seconds,
                           train_utterances=len(train), real=real_facts,
                           train_hours=round(train.seconds() / 3600, 3))
         info.ctc_too_long = self._too_long(train, cfg, info)
         return Splits(train, val, test, info)
+
+    def _prepared_splits(self, cfg: Config, folder: Path) -> Splits:
+        """A prepared corpus (e2e data prepare): training streams, val and test too."""
+        meta = corpus.manifest(folder)["meta"]
+        have = corpus.manifest(folder)["splits"]
+        missing = [s for s in ("train", "val", "test") if s not in have]
+        if missing:
+            raise E2EError(f"{folder} has no {missing[0]} split; prepare it with val and test "
+                           "fractions above 0, or give the corpus its own val and test files")
+        train, val, test = (corpus.StreamedSpeech(folder, s) for s in ("train", "val", "test"))
+        test_sets = meta.get("test_sets") or sorted(set(test.groups))
+        return self._splits(cfg, train, val, test, test_sets, str(folder), 0,
+                            meta.get("real", {}))
 
     def _too_long(self, train: SpeechSet, cfg: Config, info: SpeechInfo) -> int:
         """Training clips whose transcript needs more output frames than the network
@@ -172,6 +206,11 @@ class SpeechTask(Task):
             raise E2EError(f"model.encoder must be conformer or gru, got '{m.encoder}'")
         if m.encoder == "conformer" and m.dim % m.heads:
             raise E2EError(f"model.dim ({m.dim}) must be divisible by model.heads ({m.heads})")
+        if m.inter_ctc > 0 and (m.encoder != "conformer" or m.layers < 2 or
+                                m.inter_ctc_layer >= m.layers):
+            raise E2EError(f"model.inter_ctc needs a conformer of 2 or more layers and "
+                           f"model.inter_ctc_layer below model.layers ({m.layers}); got encoder "
+                           f"{m.encoder}, inter_ctc_layer {m.inter_ctc_layer}")
         return SpeechRecognizer(len(info.vocab) + 1, m, *self.front_end())
 
     def front_end(self) -> tuple[torch.nn.Module | None, int]:
@@ -188,8 +227,28 @@ class SpeechTask(Task):
 
     def loss(self, model: torch.nn.Module, batch: dict, cfg: Config, info: SpeechInfo
              ) -> torch.Tensor:
-        logits, lengths = model(batch["x"], batch["lengths"])
-        return ctc_loss(logits, lengths, batch["y"], batch["y_lengths"])[0]
+        w = cfg.model.inter_ctc
+        if not w:
+            logits, lengths = model(batch["x"], batch["lengths"])
+            return ctc_loss(logits, lengths, batch["y"], batch["y_lengths"])[0]
+        # intermediate CTC: the middle of the encoder is asked to spell the text too
+        logits, lengths, inter = model(batch["x"], batch["lengths"], intermediate=True)
+        final = ctc_loss(logits, lengths, batch["y"], batch["y_lengths"])[0]
+        return (1 - w) * final + w * ctc_loss(inter, lengths, batch["y"], batch["y_lengths"])[0]
+
+    # ---- a corpus on disk (e2e data prepare) ----
+    def corpus_columns(self, cfg: Config, meta: dict) -> dict:
+        return corpus.COLUMNS
+
+    def corpus_rows(self, cfg: Config) -> tuple[dict, dict]:
+        return corpus.own_rows(self.build_data(cfg))
+
+    def corpus_fields(self) -> tuple[dict[str, str], tuple[str, ...]]:
+        return corpus.FIELDS, ("audio", "text")
+
+    def corpus_example(self, record: dict, cfg: Config, base: Path, meta: dict,
+                       split: str) -> dict:
+        return corpus.example(record, base, split)
 
     # ---- evaluation and prediction ----
     def transcribe_set(self, model: torch.nn.Module, split: SpeechSet, cfg: Config,
@@ -198,7 +257,7 @@ class SpeechTask(Task):
         """Hypotheses in the split's order (batched by length), and the mean CTC loss; `lm`:
         beam search with the word bigram model of the training text (a stepwise variant)."""
         device = next(model.parameters()).device
-        order = sorted(range(len(split)), key=lambda i: len(split.waves[i]))
+        order = sorted(range(len(split)), key=lambda i: int(split.lengths[i]))
         hyps: list[str] = [""] * len(split)
         loss_sum, batches = 0.0, 0
         # a long decode (beam search on a big test set) reports progress after 10 s

@@ -10,13 +10,21 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from e2e.config import Config, TrainConfig
+from e2e.data.text_corpus import CORPORA
 
 
 @dataclass
 class TextDataConfig:
     # bible-en-es | debian-descriptions | messages-en-es | PATH to a TSV file; corpora joined
     # by "+" (bible-en-es+messages-en-es) train on all of them and test on each's test split.
+    # broad: every corpus of e2e.data.text_corpus (wesnoth, steel-sky, docs, bible, messages,
+    # descriptions; the recipe `broad`), or some of them joined by "+" (wesnoth+docs).
     source: str = "bible-en-es+messages-en-es"
+    # broad: corpus c gets the share n_c^mix_alpha / sum_k n_k^mix_alpha of the training mix
+    # (1: as many as it has, 0: equal shares; 0.5 keeps the largest from drowning the others)
+    mix_alpha: float = 0.5
+    # broad: the corpus held out of training whole, tested as a domain never seen ("": none)
+    unseen: str = "tuxpaint"
     # Bible: whole books held out (OSIS names), so no test verse is ever seen in training.
     val_books: tuple[str, ...] = ("Obad", "Hag", "Col", "Titus", "Phlm", "Jude")
     test_books: tuple[str, ...] = ("Ruth", "Jonah", "Mark", "Phil", "Jas")
@@ -45,7 +53,8 @@ class TextDataConfig:
         "val_fraction": "(0, 1)", "test_fraction": "(0, 1)", "split_seed": "[0, inf)",
         "vocab_size": "[1, inf)", "max_source_tokens": "[1, inf)",
         "max_target_tokens": "[1, inf)", "val_decode": "[0, inf)", "limit": "[0, inf)",
-        "test_limit": "[0, inf)"}
+        "test_limit": "[0, inf)", "mix_alpha": "[0, inf)"}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"unseen": ("", *CORPORA)}
 
 
 @dataclass

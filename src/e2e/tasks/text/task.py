@@ -15,7 +15,10 @@ decodes with through the same search code.
 Sources (`data.source`): bible-en-es (KJV -> Reina-Valera 1909, split by book),
 debian-descriptions (long package description -> one-line summary), messages-en-es
 (gettext catalogs of Debian packages + Debian's Spanish descriptions, split by package),
-several of these joined by "+", or a TSV file of source<TAB>target lines.
+several of these joined by "+", or a TSV file of source<TAB>target lines; and `broad`, the
+general translator's corpus (e2e.data.text_corpus: Wesnoth, Beneath a Steel Sky, Debian's
+documentation, the Bible, the messages and descriptions, sampled so no domain drowns the
+others, tuxpaint's sentences held out whole), or some of its corpora joined by "+".
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from e2e.config import Config, TrainConfig
+from e2e.data.columns import is_prepared
 from e2e.data.gettext_catalogs import placeholder_kept
 from e2e.errors import E2EError
 from e2e.tasks.base import Split, Splits, Task
-from e2e.tasks.text import metrics
+from e2e.tasks.text import corpus, metrics
 from e2e.tasks.text.config import TextDataConfig, TextModelConfig, TextTrain
 from e2e.tasks.text.info import TextInfo
 from e2e.tasks.text.model import Seq2SeqTransformer
@@ -52,6 +56,9 @@ class TextPairs(Dataset):
         self.sources, self.targets, self.role = sources, targets, role
         # A mix of corpora: name -> (start, end) of each one's pairs, scored apart in `evaluate`.
         self.parts: dict[str, tuple[int, int]] = {}
+        # The broad corpus: what each corpus holds and its share of the training mix
+        # (e2e.data.text_corpus.mix_summary), written into the run's report.
+        self.mix: dict = {}
         self.src = [ids[:d.max_source_tokens - 1] + [EOS_ID] for ids in encode(tok, sources)]
         self.tgt = [[BOS_ID] + ids[:d.max_target_tokens - 2] + [EOS_ID]
                     for ids in encode(tok, targets, sources)]  # placeholders as the source's
@@ -80,7 +87,10 @@ class TextTask(Task):
     # ---- data ----
     def build_data(self, cfg: Config, info: TextInfo | None = None) -> Splits:
         d: TextDataConfig = cfg.data
-        corpora = read_corpora(d)
+        if is_prepared(d.source):
+            return self._prepared_splits(cfg, Path(d.source).expanduser(), info)
+        mix: dict = {}
+        corpora = read_corpora(d, mix)
         train = [pair for _, part, _, _ in corpora for pair in part][:d.limit or None]
         val = [pair for _, _, part, _ in corpora for pair in part]
         tests = [(name, part[:d.test_limit or None]) for name, _, _, part in corpora]
@@ -89,6 +99,7 @@ class TextTask(Task):
         if info is None:  # a fresh run learns its vocabulary; a trained model keeps its own
             tok = train_bpe((s for pair in train for s in pair), d.vocab_size,
                             sentinels=d.protect_placeholders)
+            same_on_every_rank(tok.to_str())
             info = TextInfo(tokenizer=tok.to_str(), source=origin, vocab=tok.get_vocab_size(),
                             max_source_tokens=d.max_source_tokens)
         else:
@@ -99,11 +110,61 @@ class TextTask(Task):
             ends = torch.tensor([len(part) for _, part in tests]).cumsum(0).tolist()
             splits[2].parts = {name: (end - len(part), end)
                                for (name, part), end in zip(tests, ends)}
+        for split in splits:
+            split.mix = mix
         cut = sum(len(s) >= d.max_source_tokens for s in splits[0].src)
         if cut:
             print(f"text: {cut} of {len(train)} training sources were longer than "
                   f"data.max_source_tokens={d.max_source_tokens} and were truncated")
         return Splits(*splits, info)
+
+    def _prepared_splits(self, cfg: Config, folder: Path, info: TextInfo | None) -> Splits:
+        """A prepared corpus (e2e data prepare): the training pairs stream from disk and are
+        encoded as they are read; validation and test are read whole."""
+        d: TextDataConfig = cfg.data
+        meta = corpus.manifest(folder)["meta"]
+        rows = corpus.manifest(folder)["splits"]["train"]
+        train = corpus.StreamedPairs(folder, "train", None, d,
+                                     list(range(min(d.limit, rows))) if d.limit else None)
+        if info is None:  # a fresh run learns its vocabulary from the text streamed once
+            tok = train_bpe(train.texts(), d.vocab_size, sentinels=d.protect_placeholders)
+            same_on_every_rank(tok.to_str())
+            info = TextInfo(tokenizer=tok.to_str(), source=str(folder),
+                            vocab=tok.get_vocab_size(), max_source_tokens=d.max_source_tokens)
+        else:
+            info = dataclasses.replace(info, source=str(folder))
+        train.tok = info.bpe
+        test, parts = corpus.pairs(folder, "test"), dict(meta.get("parts", {}))
+        if d.test_limit:  # the first test_limit pairs of each corpus, as from memory
+            kept, ends = [], {}
+            for name, (a, b) in (parts or {"": (0, len(test))}).items():
+                ends[name] = (len(kept), len(kept) + min(b - a, d.test_limit))
+                kept += test[a:a + d.test_limit]
+            test, parts = kept, (ends if parts else {})
+        val = corpus.pairs(folder, "val")
+        splits = [TextPairs([s for s, _ in part], [t for _, t in part], info.bpe, d, role)
+                  for part, role in ((val, "val"), (test, "test"))]
+        splits[1].parts = {name: tuple(v) for name, v in parts.items()}
+        for split in (train, *splits):
+            split.mix = meta.get("mix", {})
+        return Splits(train, *splits, info)
+
+    # ---- a corpus on disk (e2e data prepare) ----
+    def corpus_columns(self, cfg: Config, meta: dict) -> dict:
+        return corpus.COLUMNS
+
+    def corpus_rows(self, cfg: Config) -> tuple[dict, dict]:
+        mix: dict = {}
+        corpora = read_corpora(cfg.data, mix)
+        rows, meta = corpus.own_rows(corpora, cfg.data.limit)
+        return rows, {**meta, "mix": mix}
+
+    def corpus_fields(self) -> tuple[dict[str, str], tuple[str, ...]]:
+        return corpus.FIELDS, ("source", "target")
+
+    def corpus_example(self, record: dict, cfg: Config, base: Path, meta: dict,
+                       split: str) -> dict:
+        return corpus.example(record)
 
     def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
         return {"src": pad([x["src"] for x in items]), "tgt": pad([x["tgt"] for x in items])}
@@ -146,13 +207,17 @@ class TextTask(Task):
         hyps = translate_ids(model, [split.src[i] for i in picks], srcs, beam, cfg, info)
         scores = metrics.score(hyps, refs)
         scores.pop("signature")  # the same for every split: the `signature` hook
+        # Translations (software messages above all) must keep every %s, {0}, ... intact; a
+        # summary leaves most of its source out, placeholders included.
+        translates = not summarizes(cfg)
         for name, (a, b) in split.parts.items():  # only on the test split: picks == all
             part = metrics.score(hyps[a:b], refs[a:b])
             scores.update({f"bleu:{name}": part["bleu"], f"chrf:{name}": part["chrf"]})
-        # Translations (software messages above all) must keep every %s, {0}, ... intact; a
-        # summary leaves most of its source out, placeholders included.
+            kept, total = placeholder_kept(srcs[a:b], hyps[a:b])
+            if total and translates:
+                scores[f"placeholders:{name}"] = 100 * kept / total
         kept, total = placeholder_kept(srcs, hyps)
-        if total and not summarizes(cfg):
+        if total and translates:
             scores["placeholders"] = 100 * kept / total
         return {**scores, "loss": loss_sum / max(tokens, 1)}
 
@@ -168,6 +233,14 @@ class TextTask(Task):
             cells = [split.sources[i][:200], split.targets[i], hyp]
             rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ")
                                           for c in cells) + " |")
+        if split.mix:
+            from e2e.data.text_corpus import mix_table
+
+            rows += ["", f"## Training mix (shares by n^{split.mix['alpha']:g}; "
+                     f"{split.mix['mix_pairs']:,} pairs drawn; "
+                     + (f"{split.mix['unseen']} held out whole: the unseen domain)"
+                        if split.mix["unseen"] else "no corpus held out whole)"), "",
+                     *mix_table(split.mix)]
         return "\n".join(rows)
 
 
@@ -179,12 +252,35 @@ def token_loss(model: nn.Module, batch: dict, smoothing: float) -> torch.Tensor:
                            ignore_index=PAD_ID, label_smoothing=smoothing)
 
 
-def read_corpora(d: TextDataConfig) -> list[tuple[str, list, list, list]]:
-    """(name, train, val, test) of each corpus in `data.source` (several joined by "+")."""
-    from e2e.data.text_corpus import corpus_parts, is_corpus_source
+def same_on_every_rank(tokenizer: str) -> None:
+    """Under several processes each one learns the vocabulary from the same data; a rank
+    whose vocabulary differed would train other token ids under the same weights, so
+    compare checksums and stop on a difference."""
+    import zlib
+
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return
+    sums = [None] * dist.get_world_size()
+    dist.all_gather_object(sums, zlib.crc32(tokenizer.encode()))
+    if len(set(sums)) > 1:
+        raise E2EError(f"the processes learned different vocabularies (checksums {sums}): "
+                       "their training data differ; check that every process reads the same "
+                       "files (data.source) and the same tokenizers version")
+
+
+def read_corpora(d: TextDataConfig, mix: dict | None = None
+                 ) -> list[tuple[str, list, list, list]]:
+    """(name, train, val, test) of each corpus in `data.source` (several joined by "+");
+    for the broad corpus, `mix` (if given) receives its mix summary."""
+    from e2e.data.text_corpus import corpus_mix, is_corpus_source
 
     if is_corpus_source(d.source):  # broad, wesnoth, docs, ... (e2e.data.text_corpus)
-        return corpus_parts(d)
+        parts, summary = corpus_mix(d)
+        if mix is not None:
+            mix.update(summary)
+        return parts
     names = d.source.split("+")
     if len(names) > 1 and all(s in SOURCES for s in names):
         return [(s, *read_pairs(dataclasses.replace(d, source=s))[:3]) for s in names]

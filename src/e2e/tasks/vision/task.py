@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from e2e.config import Config, TrainConfig
+from e2e.data.columns import is_prepared
 from e2e.data.idx import load_idx_dataset
 from e2e.data.images import ImageFolderDataset, split_image_folder
 from e2e.data.sources import IMAGE_SOURCES
@@ -32,7 +33,7 @@ from e2e.data.splits import split_indices
 from e2e.engine.batching import TensorData, eval_batches
 from e2e.errors import E2EError
 from e2e.tasks.base import Split, Splits, Task
-from e2e.tasks.vision import augment
+from e2e.tasks.vision import augment, corpus
 from e2e.tasks.vision.config import VisionDataConfig, VisionModelConfig, VisionTrain
 from e2e.tasks.vision.info import VisionInfo
 from e2e.tasks.vision.model import ResNetSmall
@@ -72,6 +73,8 @@ class VisionTask(Task):
                 raise E2EError(f"data.source '{d.source}' is neither a known dataset "
                                f"({', '.join([*IMAGE_SOURCES, 'digits'])}) nor an existing "
                                "folder")
+            if is_prepared(path):
+                return self._prepared_splits(cfg, path)
             if any(path.glob("train-images-idx*-ubyte*")):
                 train_x, train_y, test_x, test_y = load_idx_dataset(path)
                 n_classes = int(max(train_y.max(), test_y.max())) + 1
@@ -115,12 +118,58 @@ class VisionTask(Task):
             return ImageFolderDataset(files[:limit or None], labels[:limit or None],
                                       d.image_size, d.channels)
         train, val, test = part("train", d.limit), part("val"), part("test")
+        return Splits(train, val, test, self._info(train, classes, True, d, str(path),
+                                                   len(skipped)))
+
+    def _prepared_splits(self, cfg: Config, path: Path) -> Splits:
+        d: VisionDataConfig = cfg.data
+        if d.resident:
+            raise E2EError(f"data.resident=true needs an in-memory source; {path} is a prepared "
+                           "corpus, streamed from disk: set data.resident=false")
+        train, val, test, meta = corpus.prepared_splits(path, d.val_fraction, d.split_seed)
+        if d.limit:
+            train.index = list(range(min(d.limit, len(train))))
+        info = self._info(train, meta["classes"], meta.get("flip", True), d, str(path))
+        if "mean" in meta:  # the application's own data: the stats of all its images
+            info.mean, info.std = meta["mean"], meta["std"]
+        return Splits(train, val, test, info)
+
+    @staticmethod
+    def _info(train, classes: list[str], flip: bool, d: VisionDataConfig, origin: str,
+              skipped: int = 0) -> VisionInfo:
+        """What the model learns of a file-backed training split (stats of 512 images)."""
         sample = torch.stack([train[i]["x"] for i in range(min(len(train), 512))]).float() / 255
-        return Splits(train, val, test, VisionInfo(
-            classes=list(classes), channels=d.channels, size=[d.image_size] * 2,
-            mean=sample.mean(dim=(0, 2, 3)).tolist(),
-            std=sample.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist(),
-            flip=_flip_allowed(d.flip, True), source=str(path), skipped_files=len(skipped)))
+        return VisionInfo(classes=list(classes), channels=sample.shape[1],
+                          size=list(sample.shape[2:]), mean=sample.mean(dim=(0, 2, 3)).tolist(),
+                          std=sample.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist(),
+                          flip=_flip_allowed(d.flip, flip), source=origin,
+                          skipped_files=skipped)
+
+    # ---- a corpus on disk (e2e data prepare) ----
+    def corpus_columns(self, cfg: Config, meta: dict) -> dict:
+        return corpus.columns(meta["shape"])
+
+    def corpus_rows(self, cfg: Config) -> tuple[dict, dict]:
+        splits = self.build_data(cfg)
+        first = splits.train[0]["x"] if not isinstance(splits.train, TensorData) \
+            else splits.train.tensors["x"][0]
+        meta = {"classes": splits.info.classes, "flip": splits.info.flip,
+                "shape": list(first.shape), "mean": splits.info.mean, "std": splits.info.std}
+        return {name: corpus.own_rows(getattr(splits, name))
+                for name in ("train", "val", "test")}, meta
+
+    def corpus_fields(self) -> tuple[dict[str, str], tuple[str, ...]]:
+        return corpus.FIELDS, ("image", "label")
+
+    def corpus_scan(self, cfg: Config, splits: dict) -> dict:
+        d: VisionDataConfig = cfg.data
+        return {"classes": corpus.scan_classes(splits), "flip": True,
+                "shape": [d.channels, d.image_size, d.image_size]}
+
+    def corpus_example(self, record: dict, cfg: Config, base: Path, meta: dict,
+                       split: str) -> dict:
+        return corpus.example(record, base, cfg.data.image_size, cfg.data.channels,
+                              meta["classes"])
 
     # ---- model and loss ----
     def build_model(self, cfg: Config, info: VisionInfo) -> nn.Module:
