@@ -186,3 +186,17 @@ def serve_process(*args: str):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def read_episode_frame():
+    """A real CarRacing camera frame (track 5, a few steps after the zoom-in)."""
+    import numpy as np
+
+    from e2e.tasks.driving.sim import WARMUP, make_env, step_env
+
+    env = make_env()
+    obs, _ = env.reset(seed=5)
+    for _ in range(WARMUP + 5):
+        obs, *_ = step_env(env, np.array([0.0, 0.5, 0.0]))
+    env.close()
+    return obs

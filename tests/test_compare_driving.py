@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-from conftest import run_cli  # noqa: E402
+from conftest import read_episode_frame, run_cli  # noqa: E402
 
 from e2e.compare import CompareOptions  # noqa: E402
 from e2e.data.driving_records import read_episode  # noqa: E402
@@ -82,15 +82,6 @@ def test_modular_driver_stays_on_the_road_without_privileged_state():
     assert np.array_equal(a, driver.act(frame, None))
     with pytest.raises(E2EError, match=r"\(96, 96, 3\) CarRacing frames.*\(64, 64, 3\)"):
         driver.act(np.zeros((64, 64, 3), np.uint8))
-
-
-def read_episode_frame() -> np.ndarray:
-    env = make_env()
-    obs, _ = env.reset(seed=5)
-    for _ in range(WARMUP + 5):
-        obs, *_ = step_env(env, np.array([0.0, 0.5, 0.0]))
-    env.close()
-    return obs
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import torch
 
 pytest.importorskip("gymnasium")
 
-from conftest import run_cli  # noqa: E402
+from conftest import read_episode_frame, run_cli  # noqa: E402
 
 from e2e import api  # noqa: E402
 from e2e.data.driving_records import read_episode, write_episode  # noqa: E402
@@ -461,17 +461,6 @@ def test_camera_augmentation_noise_jpeg_and_swapped_channels():
     lit = out.view(32, 2, 3, 96, 96).amax((3, 4)) > 0
     assert (lit.sum(2) == 1).all() and torch.equal(lit[:, 0], lit[:, 1])
     assert lit[:, 0, 1:].any()  # some red roads became green or blue
-
-
-def read_episode_frame() -> np.ndarray:
-    from e2e.tasks.driving.sim import step_env
-
-    env = make_env()
-    obs, _ = env.reset(seed=5)
-    for _ in range(WARMUP + 5):
-        obs, *_ = step_env(env, np.array([0.0, 0.5, 0.0]))
-    env.close()
-    return obs
 
 
 def test_validation_and_test_drive_both_looks_and_best_is_their_mean(recordings, tmp_path):

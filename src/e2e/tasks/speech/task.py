@@ -165,8 +165,8 @@ class SpeechTask(Task):
 
     def _prepared_splits(self, cfg: Config, folder: Path) -> Splits:
         """A prepared corpus (e2e data prepare): training streams, val and test too."""
-        meta = corpus.manifest(folder)["meta"]
-        have = corpus.manifest(folder)["splits"]
+        manifest = corpus.manifest(folder)
+        meta, have = manifest["meta"], manifest["splits"]
         missing = [s for s in ("train", "val", "test") if s not in have]
         if missing:
             raise E2EError(f"{folder} has no {missing[0]} split; prepare it with val and test "

@@ -122,8 +122,8 @@ class TextTask(Task):
         """A prepared corpus (e2e data prepare): the training pairs stream from disk and are
         encoded as they are read; validation and test are read whole."""
         d: TextDataConfig = cfg.data
-        meta = corpus.manifest(folder)["meta"]
-        rows = corpus.manifest(folder)["splits"]["train"]
+        manifest = corpus.manifest(folder)
+        meta, rows = manifest["meta"], manifest["splits"]["train"]
         train = corpus.StreamedPairs(folder, "train", None, d,
                                      list(range(min(d.limit, rows))) if d.limit else None)
         if info is None:  # a fresh run learns its vocabulary from the text streamed once
