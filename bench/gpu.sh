@@ -9,7 +9,8 @@
 #    train.compile, for a few epoch budgets; prints, per budget, the seconds of training and
 #    the test accuracy, and the first budget that reaches 94.0% (target: <= 10 s of training).
 # 2. Training steps/s of speech, text and driving: short runs of `e2e train APP` on small real
-#    data, timed by the engine itself (metrics.csv), after warm-up steps.
+#    data, timed by the engine itself (metrics.csv), after warm-up steps; and of vision streamed
+#    from disk (`e2e data prepare`, then `data.source=` the prepared folder).
 # Everything goes to $OUT (default bench/runs/gpu); the summary is $OUT/summary.md, ready to
 # paste into bench/RESULTS.md (marked GPU).
 set -euo pipefail
@@ -30,6 +31,8 @@ if [ "$TINY" = 1 ]; then
   EPOCH_BUDGETS="1 2"
   STEPS=6
   WARM=2
+  STREAM_PREP=(--set data.source=digits)
+  STREAM=(--set model.widths=[8,16] --set train.batch_size=64 --set train.num_workers=2)
 else
   "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA GPU visible')"
   DEV=(--set train.device=cuda --set train.precision=bf16)
@@ -37,6 +40,8 @@ else
   EPOCH_BUDGETS="${EPOCH_BUDGETS:-6 8 10 12 16}"
   STEPS=120
   WARM=20
+  STREAM_PREP=()
+  STREAM=(--set train.num_workers=8)
 fi
 
 {
@@ -133,6 +138,16 @@ DRIVE=(--data "$rec" --set data.val_seeds=500 --set data.test_seeds=1000 --set d
 rm -rf "$OUT/driving"
 e2e train driving "${DRIVE[@]}" "${DEV[@]}" "${TIMED[@]}" --out "$OUT/driving" >"$OUT/driving.log" 2>&1
 echo "| driving | $(steps_per_s "$OUT/driving") | $(grep -m1 batch_size "$OUT/driving/config.yaml" | awk '{print $2}') | $OUT/driving |" >> "$SUMMARY"
+
+# vision streamed from disk: Fashion-MNIST prepared as .npy columns (`e2e data prepare`), read
+# by DataLoader workers while the GPU trains; beside section 1's resident data, the loader's cost
+vcorpus="$OUT/vision-columns"
+[ -f "$vcorpus/columns.json" ] || e2e data prepare vision --out "$vcorpus" "${STREAM_PREP[@]}" \
+  >"$OUT/vision-prepare.log" 2>&1
+rm -rf "$OUT/vision-streamed"
+e2e train vision "${STREAM[@]}" "${DEV[@]}" "${TIMED[@]}" --set data.source="$vcorpus" \
+  --out "$OUT/vision-streamed" >"$OUT/vision-streamed.log" 2>&1
+echo "| vision, streamed from disk | $(steps_per_s "$OUT/vision-streamed") | $(grep -m1 batch_size "$OUT/vision-streamed/config.yaml" | awk '{print $2}') | $OUT/vision-streamed |" >> "$SUMMARY"
 
 echo >> "$SUMMARY"
 echo "Total wall time of bench/gpu.sh: $(( $(date +%s) - started )) s." >> "$SUMMARY"

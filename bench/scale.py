@@ -3,11 +3,12 @@
 `--nnodes 2`, meeting on the loopback), and inference latency of ONNX Runtime vs PyTorch per
 application.
 
-    flock /tmp/e2e-cpu.lock .venv/bin/python bench/scale.py [--steps 60] [--runs RUN ...]
+    flock /tmp/e2e-core0.lock flock /tmp/e2e-core1.lock \
+        .venv/bin/python bench/scale.py [--steps 60] [--runs RUN ...]
     .venv/bin/python bench/scale.py --latency-only --tiny   # a quick check, writes nothing
-    .venv/bin/python bench/scale.py --throughput-only       # the training table; writes nothing
+    .venv/bin/python bench/scale.py --throughput-only       # the training table alone
 
-Throughput: `e2e train vision` (Fashion-MNIST, the default 0.57M-parameter CNN, global batch
+Throughput: `e2e train vision` (Fashion-MNIST, the default 1.17M-parameter CNN, global batch
 256, bf16 autocast where the CPU has AMX) for `--steps` optimizer steps; samples/s is timed
 from the 10th logged step to the last (start-up, data loading and the final evaluation
 excluded). Latency: every graph `e2e export` writes, fp32, median of repeated calls in this
@@ -16,7 +17,8 @@ vision at batch 1 and 64, the speech encoder on 3 s of audio, the driving policy
 the text encoder on 32 source tokens and its (cache-free) decoder step on a 16-token prefix.
 The runs are those of bench/<app>.py under bench/runs/ (read, never written: exports go to
 a temporary folder); where one is missing, a stand-in (see `stand_in`), named in the table.
-Writes its section of bench/RESULTS.md.
+Writes two sections of bench/RESULTS.md, `scale` (throughput) and `latency`, each only when
+its table was measured.
 """
 
 from __future__ import annotations
@@ -219,14 +221,13 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true",
                         help="check the script runs (digits, tiny model); write nothing")
     args = parser.parse_args()
-    command = "flock /tmp/e2e-cpu.lock .venv/bin/python bench/scale.py " + " ".join(sys.argv[1:])
-    write = not (args.smoke or args.no_write or args.latency_only or args.throughput_only
-                 or args.tiny)
+    command = ("flock /tmp/e2e-core0.lock flock /tmp/e2e-core1.lock .venv/bin/python "
+               "bench/scale.py " + " ".join(sys.argv[1:]))
+    write = not (args.smoke or args.no_write or args.tiny)  # each table is its own section
 
     extra = ["--data", "digits", "--set", "model.widths=[8,16]"] if args.smoke else []
     extra += ["--set", *args.overrides] if args.overrides else []
-    body = ["## Scaling and deployment (bench/scale.py)", "",
-            f"Command: `{command.strip()}`  ", f"Machine: {machine()}", ""]
+    header = [f"Command: `{command.strip()}`  ", f"Machine: {machine()}", ""]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if not args.latency_only:
@@ -236,7 +237,8 @@ def main() -> None:
                 speed[what] = train_throughput(nproc, args.steps, tmp / f"p{nproc}n{nnodes}",
                                                args.batch, extra, nnodes)
                 print(f"{what} process(es): {speed[what]:.0f} samples/s", flush=True)
-            body += [
+            body = [
+                "## Scaling: processes and machines (bench/scale.py)", "", *header,
                 f"Training throughput, `e2e train vision` on Fashion-MNIST, global batch "
                 f"{args.batch}, {args.steps} steps, timed from step 10 (DDP over gloo; with 2 "
                 f"processes each gets {max(1, (os.cpu_count() or 1) // 2)} thread(s); the "
@@ -245,6 +247,9 @@ def main() -> None:
                 "| processes | samples/s | steps/s | vs 1 process |", "| --- | --- | --- | --- |",
                 *(f"| {n} | {s:.0f} | {s / args.batch:.2f} | {s / speed['1']:.2f}x |"
                   for n, s in speed.items()), ""]
+            print("\n".join(body))
+            if write:
+                write_section("scale", "\n".join(body))
         if not args.throughput_only:
             picked = pick_runs(args.apps, tmp, args.tiny or args.smoke,
                                {"vision": tmp / "p1n1"} if not args.latency_only else {})
@@ -254,15 +259,16 @@ def main() -> None:
                 picked[load_config(run / "config.yaml").task] = (run, str(run))
             rows = [row for app, (run, origin) in picked.items()
                     for row in latency_rows(app, run, origin)]
-            body += [
+            body = [
+                "## Deployment: inference latency (bench/scale.py)", "", *header,
                 f"Inference latency, fp32, median of 50 calls (ms), {torch.get_num_threads()} "
                 "thread(s) for both:", "",
                 "| application | graph | input | PyTorch | ONNX Runtime | speed-up | run |",
                 "| --- | --- | --- | --- | --- | --- | --- |", *rows, "",
             ]
-    print("\n".join(body))
-    if write:
-        write_section("scale", "\n".join(body))
+            print("\n".join(body))
+            if write:
+                write_section("latency", "\n".join(body))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ Parts:
   default   `e2e train vision`, the default recipe unchanged. Target: >= 94.0% in <= 15 min.
   accurate  `e2e train vision --config accurate`, the larger model (a named recipe)
             (only with --only accurate: it takes ~an hour on two plain cores)
+  robust-recipe  `e2e train vision --config robust`, the default trained on changed pictures
+            (a named recipe); scored on the corruption benchmark like first and default
   speed     FLOPs per training image (torch.utils.flop_counter, forward + backward) of the
             default recipe, and its training images/s in the engine; model FLOP utilization
             against a large fp32 matmul measured here
@@ -76,6 +78,9 @@ RUNS = {
     "default": {"args": [], "target": 0.940, "budget_s": 900},
     "accurate": {"args": ["--config", "accurate"], "target": 0.940,
                  "budget_s": 0},
+    # the robust recipe's promise is on changed pictures: its target is the mean corrupted
+    "robust-recipe": {"args": ["--config", "robust"], "target": 0.85, "budget_s": 0,
+                      "on": "corrupted"},
 }
 NO_AMX = "not measured (no AMX on this CPU)"
 NOT_RUN = "not measured (--plain-only)"
@@ -187,7 +192,8 @@ def robust_section(get: dict, cmd) -> list[str]:
 
     systems: dict[str, Robustness] = {}
     for part, label in (("first", f"end to end, first command ({FIRST_EPOCHS} epochs)"),
-                        ("default", "end to end, default recipe")):
+                        ("default", "end to end, default recipe"),
+                        ("robust-recipe", "end to end, `--config robust`")):
         row = next((r for r in get.get(part, {}).get("rows", []) if r["column"] == "plain"
                     and "robust" in r), None)
         if row:
@@ -204,7 +210,7 @@ def robust_section(get: dict, cmd) -> list[str]:
                           f"{'met' if r.mean >= 0.85 else 'NOT met'}); below HOG in "
                           f"{', '.join(behind) if behind else 'no family'}.")
     return [f"Robustness ({cmd('robust')} for HOG and the layer-wise CNN; the end-to-end "
-            "columns are the first and default runs above, scored after training): test "
+            "columns are the training runs above, scored after training): test "
             f"accuracy on the {len(CORRUPTIONS)} corruptions of e2e/tasks/vision/corruptions.py, "
             "mean over 3 severities; mean corrupted = over all "
             f"{3 * len(CORRUPTIONS)} corrupted test sets. HOG and layer-wise train on clean "
@@ -419,15 +425,15 @@ def section(parts: dict[str, dict]) -> str:
     cfg = default_config("vision")
     get = {k: v["result"] for k, v in parts.items()}
     machines = sorted({v["machine"].split("; 20")[0] for v in parts.values()})
+    dates = sorted({v["machine"].rsplit("; ", 1)[-1] for v in parts.values()})
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     isa_note = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "?") + \
         (" and AMX" if "amx_bf16" in flags else ", no AMX")
     lines = ["## Vision: Fashion-MNIST from raw pixels", "",
-             f"Machine: {'; '.join(machines)}; {os.cpu_count()} cores with {isa_note}. "
-             "The time-to-accuracy runs (first, default) of 2026-11-30 ran alone on both "
-             "cores; the other parts shared the machine with other agents' work, so their "
-             "wall times are noisy (CPU seconds / threads is about what a run takes alone). "
-             "Each part's "
+             f"Machine: {'; '.join(machines)}; {os.cpu_count()} cores with {isa_note} "
+             "(the machine string shows the capability the part ran at). Measured on "
+             f"{', '.join(dates)}, each part alone on the machine (both CPU locks held); "
+             "CPU seconds / threads is what a run takes when nothing else runs. Each part's "
              "command stands beside it; `python bench/vision.py --report` rebuilds this "
              "section from the saved parts.", ""]
 
@@ -443,7 +449,7 @@ def section(parts: dict[str, dict]) -> str:
             lines.append(f"| {name} | {r['capability']} | {r['onednn_isa']} | "
                          f"{r['matmul_gflops']:.0f} GFLOP/s |")
         lines.append("")
-    runs = [p for p in ("first", "default", "accurate") if p in get]
+    runs = [p for p in RUNS if p in get]
     if runs:
         lines += ["Time to accuracy, test accuracy at the end of the run (plain column: AVX2, "
                   "fp32):", "",
@@ -465,8 +471,10 @@ def section(parts: dict[str, dict]) -> str:
             amx_cell = (f"{native['wall_s'] / 60:.1f} min, {100 * native['accuracy']:.2f}%"
                         if native else NOT_RUN if cpu_has_amx() else NO_AMX)
             budget = f" in <= {r['budget_s'] // 60} min" if r["budget_s"] else ""
-            met = r["accuracy"] >= r["target"] and (not r["budget_s"]
-                                                    or r["wall_s"] <= r["budget_s"])
+            corrupted = RUNS[part].get("on") == "corrupted"  # the target is on changed pictures
+            score = r["robust"]["mean"] if corrupted else r["accuracy"]
+            met = score >= r["target"] and (not r["budget_s"] or r["wall_s"] <= r["budget_s"])
+            budget += " mean corrupted" if corrupted else ""
             lines.append(f"| {part} | `{r['command']}` | {r['epochs']} | "
                          f"{r['wall_s'] / 60:.1f} min ({r['cpu_s']:.0f} s, {r['threads']}) | "
                          f"{100 * r['accuracy']:.2f}% | >= {100 * r['target']:.1f}%{budget} | "
@@ -546,8 +554,8 @@ RECIPE_RUNS = (
     "for the first 9.5 epochs, about 80 CPU s per epoch, before the allocator fix that saves "
     "20-25% of that). The default's 18 epochs were chosen from these two points (test accuracy "
     "grew ~0.9 points per doubling of the epochs); the 18-epoch run is the `default` row above.")
-PARTS = ["isa", "overhead", "speed", "compile", "first", "default", "robust", "compare",
-         "accurate"]
+PARTS = ["isa", "overhead", "speed", "compile", "first", "default", "robust-recipe", "robust",
+         "compare", "accurate"]
 
 
 def compare_part(out_root: Path, threads: int, tiny: bool) -> dict:

@@ -16,7 +16,8 @@ def test_gpu_script_parses_and_every_setting_it_uses_exists():
     subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
     text = SCRIPT.read_text()
     # the settings of each application's runs, as written in the script's arrays
-    blocks = {"vision": ["VISION", "DEV"], "speech": ["SPEECH", "DEV", "TIMED"],
+    blocks = {"vision": ["VISION", "DEV", "STREAM", "STREAM_PREP"],
+              "speech": ["SPEECH", "DEV", "TIMED"],
               "text": ["TEXT", "DEV", "TIMED"], "driving": ["DRIVE", "DEV", "TIMED"]}
     for task, arrays in blocks.items():
         cfg = default_config(task)
@@ -41,7 +42,7 @@ def test_gpu_script_tiny_mode_runs_on_cpu(tmp_path):
         capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     summary = (tmp_path / "summary.md").read_text()
-    for app in ("speech", "text", "driving"):
+    for app in ("speech", "text", "driving", "vision, streamed from disk"):
         steps = float(re.search(rf"\| {app} \| ([\d.]+) \|", summary).group(1))
         assert steps > 0, summary
     assert summary.count("`e2e train vision --set train.epochs=") == 2

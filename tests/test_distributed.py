@@ -8,9 +8,11 @@
 - A run scheduled by the clock (train.schedule_by_time) gives every rank the same learning
   rate, even when their clocks disagree, so their weights stay equal.
 - Killing the launcher (SIGTERM) stops the processes it started.
+- On each machine the first process builds the data before the others start to (caches are
+  made once).
 
-Run as a script (`torchrun --nproc-per-node 2 tests/test_distributed.py OUT STEPS`, or `OUT
-skew`), this file trains the tests' blob task; the tests below launch it that way.
+Run as a script (`torchrun --nproc-per-node 2 tests/test_distributed.py OUT STEPS`, `OUT
+skew` or `OUT order`), this file trains the tests' blob task; the tests below launch it that way.
 """
 
 from __future__ import annotations
@@ -122,6 +124,30 @@ def skewed_clock_run(out: str) -> None:
     torch.save(task.model.state_dict(), Path(out) / f"rank{rank}.pt")
 
 
+class LoggedBlobs(BlobsTask):
+    """Blobs whose data building takes 0.5 s and leaves its start and end in OUT/data.log."""
+
+    def __init__(self, log: Path):
+        super().__init__()
+        self.log = log
+
+    def build_data(self, cfg):
+        rank = os.environ["RANK"]
+        with open(self.log, "a") as f:
+            f.write(f"start {rank}\n")
+        time.sleep(0.5)
+        splits = super().build_data(cfg)
+        with open(self.log, "a") as f:
+            f.write(f"end {rank}\n")
+        return splits
+
+
+def test_the_first_local_process_builds_the_data_before_the_others(tmp_path):
+    torchrun(2, __file__, str(tmp_path), "order")
+    events = (tmp_path / "data.log").read_text().split("\n")[:-1]
+    assert events == ["start 0", "end 0", "start 1", "end 1"], events
+
+
 def test_ranks_agree_on_the_clock_and_keep_equal_weights(tmp_path):
     torchrun(2, __file__, str(tmp_path), "skew")
     a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
@@ -180,9 +206,13 @@ def test_a_terminated_launcher_stops_its_workers(tmp_path):
     with pytest.raises(ProcessLookupError):  # reaped by the launcher, so no zombie answers
         os.kill(child, 0)
 
-if __name__ == "__main__":  # one rank of a 2-process blob run: OUT STEPS, or OUT skew
+
+if __name__ == "__main__":  # one rank of a 2-process blob run: OUT STEPS, OUT skew, OUT order
     if sys.argv[2] == "skew":
         skewed_clock_run(sys.argv[1])
+    elif sys.argv[2] == "order":
+        fit(LoggedBlobs(Path(sys.argv[1]) / "data.log"), blobs_config(**TRAIN, max_steps=2),
+            sys.argv[1], quiet=True)
     else:
         fit(BlobsTask(), blobs_config(**TRAIN, max_steps=int(sys.argv[2])), sys.argv[1],
             quiet=True)

@@ -254,7 +254,7 @@ def test_policy_sees_the_frame_stacks_it_was_trained_on(tmp_path):
     # frame 12 = episode 1's 6th: itself, 3 and 6 steps back (clamped to the episode's start)
     assert torch.equal(x[12], torch.cat([raw[12], raw[9], raw[7]]))
     assert torch.equal(x[7], torch.cat([raw[7]] * 3))  # an episode's first frame, repeated
-    # memory-mapped frames (for hundreds of episodes) give the very same batches
+    # frames read from disk (for hundreds of episodes) give the very same batches
     mapped = Recordings(files, (96, 96, 3), frames=3, gap=3, in_memory=False)
     assert torch.equal(mapped.batch(torch.arange(16))["x"], x)
     assert (tmp_path / "episode-000001.frames.npy").exists() and "x" not in mapped.tensors

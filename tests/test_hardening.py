@@ -1017,3 +1017,12 @@ def test_one_client_cannot_block_the_others(digits_server):
     finally:
         for s in hog:
             s.close()
+
+
+def test_a_driving_recording_shorter_than_the_warm_up_is_refused(tmp_path, capsys):
+    # the first steps (the camera zooming in) are never recorded: 30 steps would write no frame
+    code, err = cli(capsys, "data", "driving", "--out", str(tmp_path / "out"), "--seeds", "0",
+                    "--max-steps", "30")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "--max-steps 30 records no frame" in err, err
+    assert not (tmp_path / "out").exists()

@@ -239,3 +239,22 @@ def test_bench_compare_part_runs_e2e_compare_and_keeps_its_table(tmp_path):
     assert len(rows) == 3  # --quick: 10%, 30% and 100% of the training images
     assert any("HOG" in line for line in part["table"])
     assert part["table"][-1].startswith("Winner by")
+
+
+@pytest.mark.slow
+def test_bench_robustness_table_holds_the_robust_recipe_hog_and_layer_wise(tmp_path):
+    """bench/vision.py's `robust-recipe` and `robust` parts, tiny (digits, 1 epoch): the
+    robust recipe is trained and scored, HOG and the layer-wise CNN beside it, and the
+    section's table has a column for each and a verdict on the targets."""
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "vision.py"
+    for part in ("robust-recipe", "robust"):
+        proc = subprocess.run([sys.executable, str(bench), "--tiny", "--only", part,
+                               "--plain-only", "--threads", "1", "--out", str(tmp_path)],
+                              check=True, capture_output=True, text=True, timeout=600)
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| family"))
+    for system in ("`--config robust`", "HOG + logistic regression", "layer-wise CNN"):
+        assert system in header, header
+    assert "end to end, `--config robust`: mean corrupted" in proc.stdout

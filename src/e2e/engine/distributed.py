@@ -32,6 +32,8 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -126,6 +128,20 @@ def step_summary(loss: float, elapsed: float, env: DistEnv, device: torch.device
 def barrier(env: DistEnv) -> None:
     if env.world > 1:
         dist.barrier()
+
+
+@contextmanager
+def local_main_first(env: DistEnv) -> Iterator[None]:
+    """Each machine's first process runs the block before the others on that machine.
+
+    Data preparation renders and extracts caches on first use: one process per machine does
+    the work, the others then find it done instead of repeating it beside it.
+    """
+    if env.local_rank != 0:
+        barrier(env)
+    yield
+    if env.local_rank == 0:
+        barrier(env)
 
 
 def teardown(env: DistEnv) -> None:

@@ -182,7 +182,8 @@ def start(task, cfg: Config, run: RunDir, resume: bool, quiet: bool) -> Training
 
     seed_everything(tc.seed)
     keep_freed_memory()
-    splits = task.build_data(cfg)
+    with distributed.local_main_first(env):
+        splits = task.build_data(cfg)
     model = task.build_model(cfg, splits.info).to(device)
     if task.channels_last:
         model = model.to(memory_format=torch.channels_last)

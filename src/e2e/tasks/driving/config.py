@@ -21,7 +21,7 @@ class DrivingDataConfig:
     source: str = "runs/driving-data"  # folder of recordings made by `e2e data driving`
     more: list[str] = field(default_factory=list)  # further recordings (DAgger adds rounds)
     offline_val_episodes: int = 1  # recorded episodes held out for the offline loss
-    in_memory: bool = True  # False: memory-map the frames (for hundreds of episodes)
+    in_memory: bool = True  # False: read frames from disk as batches need them (many episodes)
     episodes: int = 0  # train on the first N of the other recorded episodes (0 = all)
     val_seeds: str = "500-509"  # tracks driven at each evaluation to pick `best`
     test_seeds: str = "1000-1003"  # unseen tracks driven for the final test numbers

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from e2e.data.driving_records import FRAME_SHAPE, write_metadata
 from e2e.engine.progress import Ticker
+from e2e.errors import E2EError
 from e2e.tasks.driving.closed_loop import ExpertPolicy, NoisyExpertPolicy, drive
 from e2e.tasks.driving.config import STEERING_NOISE
 from e2e.tasks.driving.expert import ExpertConfig
@@ -23,6 +24,10 @@ def record(out: str | Path, seeds: list[int], workers: int = 2, max_steps: int =
     expert's clean actions are the labels. A share `random_looks` of the tracks (a property
     of each seed: sim.random_look), or all of them in `look` if given, are drawn in a
     randomized look; the labels do not depend on it."""
+    if max_steps <= WARMUP:  # nothing would be written but the metadata
+        raise E2EError(f"--max-steps {max_steps} records no frame: the first {WARMUP} steps "
+                       f"(the camera zooming in) are skipped; use more than {WARMUP} "
+                       f"(default {MAX_STEPS})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ticker = Ticker(len(seeds), "recording", "tracks", interval=0, enabled=not quiet)

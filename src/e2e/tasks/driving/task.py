@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from e2e.config import Config, TrainConfig
+from e2e.data.columns import Column, ColumnSpec
 from e2e.data.driving_records import read_episode, read_episode_actions, recording_files
 from e2e.engine.batching import TensorData, eval_batches
 from e2e.engine.progress import Ticker
@@ -79,15 +80,16 @@ class Recordings(TensorData):
     stacks it with its `frames - 1` predecessors `gap` steps back in the same episode
     (x: uint8 N x 3F x H x W, newest first; before an episode's first frame, that frame).
 
-    In memory (~22 MB per 800-frame episode), or with `in_memory=False` memory-mapped from
-    an uncompressed copy of each episode's frames written once beside it (EPISODE.frames.npy),
-    so hundreds of episodes train in little memory: the OS pages in what batches touch."""
+    In memory (~22 MB per 800-frame episode), or with `in_memory=False` read as batches need
+    them from an uncompressed copy of each episode's frames written once beside it
+    (EPISODE.frames.npy), by positional reads as prepared corpora are (data/columns.py): hundreds
+    of episodes train in little memory, the frames staying in the kernel's page cache."""
 
     def __init__(self, files: list[Path], frame_shape: tuple[int, ...], frames: int = 1,
                  gap: int = 1, in_memory: bool = True):
         self.files, self.frame_shape, self._tensors = files, frame_shape, None
         self.frames, self.gap, self.in_memory = frames, gap, in_memory
-        self._maps: list[np.ndarray] | None = None
+        self._maps: list[Column] | None = None
 
     @property
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -95,7 +97,7 @@ class Recordings(TensorData):
             if self.in_memory:
                 self._tensors = load_recordings(self.files, self.frame_shape)[0].tensors
             else:
-                self._tensors, self._maps = map_recordings(self.files, self.frame_shape)
+                self._tensors, self._maps = open_recordings(self.files, self.frame_shape)
         return self._tensors
 
     def frames_at(self, index: torch.Tensor) -> torch.Tensor:
@@ -114,9 +116,9 @@ class Recordings(TensorData):
         return {"x": x, "y": t["y"][index]}
 
 
-def map_recordings(files: list[Path], shape: tuple[int, ...]
-                   ) -> tuple[dict[str, torch.Tensor], list[np.ndarray]]:
-    """Labels in memory, frames memory-mapped (H x W x 3 per frame, one map per episode)."""
+def open_recordings(files: list[Path], shape: tuple[int, ...]
+                    ) -> tuple[dict[str, torch.Tensor], list[Column]]:
+    """Labels in memory, frames on disk (H x W x 3 per row, one column file per episode)."""
     maps, actions, starts, episodes, n = [], [], [], [], 0
     for e, f in enumerate(files):
         cache = f.with_name(f.stem + ".frames.npy")
@@ -127,7 +129,7 @@ def map_recordings(files: list[Path], shape: tuple[int, ...]
             tmp.replace(cache)  # atomic: an interrupted copy is never mistaken for a whole one
         else:
             ac = read_episode_actions(f)
-        frames = np.load(cache, mmap_mode="r")
+        frames = Column(cache, ColumnSpec("uint8", shape))
         if frames.shape != (len(ac), *shape):
             raise E2EError(f"{cache} holds frames of shape {frames.shape}, expected "
                            f"{(len(ac), *shape)}; delete it (it is rebuilt from {f.name})")

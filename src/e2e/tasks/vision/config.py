@@ -75,12 +75,12 @@ class VisionModelConfig:
     dropout: float = 0.0
     label_smoothing: float = 0.1
     tta_flip: bool = True  # average with the mirrored image at test time, where flips are valid
-    # What the network subtracts and divides by first: the training set's pixel mean and std
-    # (dataset), or each image's own (image: the same answer under any brightness and contrast).
-    input_norm: str = "dataset"
+    # What the network subtracts and divides by first: each image's own mean and std (image:
+    # the same answer under any brightness and contrast), or the training set's (dataset).
+    input_norm: str = "image"
     # The stem responds to |filter . image|: an image and its negative give the same features,
     # so with input_norm=image a polarity flip (light garment <-> dark) changes nothing.
-    polarity_free: bool = False
+    polarity_free: bool = True
 
     RANGES: ClassVar[dict[str, str]] = {"widths": "[1, inf)", "dropout": "[0, 1)",
                                         "label_smoothing": "[0, 1)"}
