@@ -341,3 +341,45 @@ def test_text_prepared_mix_and_user_tsv(tmp_path):
     run_cli("train", "text", "--out", str(tmp_path / "b"), "--quiet", "--set",
             f"data.source={tmp_path / 'tsv'}", *TEXT_TINY, "train.max_steps=3")
     assert "test/bleu" in json.loads((tmp_path / "b/results.json").read_text())
+
+
+def _shard(path, samples):
+    """A WebDataset shard: each sample's files side by side, named KEY.EXTENSION."""
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for key, files in samples:
+            for extension, data in files.items():
+                info = tarfile.TarInfo(f"{key}.{extension}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+def test_user_webdataset_shards_split_by_name(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for split, n in (("train", 24), ("val", 6), ("test", 6)):
+        samples = []
+        for i in range(n):
+            buffer = io.BytesIO()
+            Image.fromarray(rng.integers(0, 256, (12, 10), dtype=np.uint8)).save(buffer, "PNG")
+            samples.append((f"{split}/{i:04d}", {"png": buffer.getvalue(),
+                                                 "cls": str(i % 3).encode()}))
+        _shard(shards / f"{split}-000000.tar", samples)
+    out = tmp_path / "prepared"
+    run_cli("data", "prepare", "vision", "--from", str(shards), "--out", str(out),
+            "--column", "image=png", "--column", "label=cls", "--set", "data.image_size=16",
+            "data.channels=1")
+    manifest = json.loads((out / "columns.json").read_text())
+    assert manifest["splits"] == {"train": 24, "val": 6, "test": 6}
+    assert manifest["meta"]["classes"] == ["0", "1", "2"]
+    s = PreparedSplit(out, "train")
+    assert [int(s["y"][i][()]) for i in range(4)] == [0, 1, 2, 0]  # in the shard's order
+    # one shard, no split names: held out at random; a field that is not there is named
+    r = run_cli("data", "prepare", "vision", "--from", str(shards / "train-000000.tar"),
+                "--out", str(tmp_path / "bad"), "--column", "image=png", "--column",
+                "label=label", check=False)
+    assert r.returncode != 0 and "record 0: no field 'label'" in r.stderr, r.stderr

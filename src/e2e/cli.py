@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the folder to write (resumes an unfinished one)")
     p.add_argument("--from", dest="source", metavar="CORPUS",
                    help="a Parquet, JSON Lines, TSV or CSV file, a Hugging Face save_to_disk "
-                        "folder, a Common Voice folder, or a folder of train/val/test files; "
+                        "folder, a Common Voice folder, WebDataset .tar shards (a file or a "
+                        "folder), or a folder of train/val/test files; "
                         "default: the application's own data (of --config/--set)")
     p.add_argument("--column", dest="columns", action="append", default=[],
                    metavar="COLUMN=FIELD", help="which field of your records fills a column "

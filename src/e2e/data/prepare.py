@@ -5,9 +5,11 @@ Two kinds of input:
   (`--repeat K` writes the training examples K times: a corpus K times larger on disk, for
   measuring that memory stays flat);
 - a user's corpus (--from): a Parquet file, JSON Lines, TSV/CSV, a Hugging Face
-  `save_to_disk` folder (Arrow files), or a Common Voice folder (clips/ + train.tsv, dev.tsv,
-  test.tsv). Fields map to the application's columns with `--column COLUMN=FIELD`. Splits
-  come from the corpus (split files or folders) when it has them, else are held out at random.
+  `save_to_disk` folder (Arrow files), a Common Voice folder (clips/ + train.tsv, dev.tsv,
+  test.tsv), or WebDataset tar shards (a .tar file, or a folder of them; shards named
+  train-*.tar, val-*.tar, test-*.tar give the splits). Fields map to the application's
+  columns with `--column COLUMN=FIELD`. Splits come from the corpus (split files, folders or
+  shard names) when it has them, else are held out at random.
 
 Resumable: run the same command again after an interruption and it continues where it
 stopped (CorpusWriter's progress record).
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -31,6 +35,8 @@ from e2e.errors import E2EError
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val",
                "dev": "val", "test": "test"}
 TABLE_SUFFIXES = (".parquet", ".jsonl", ".json", ".tsv", ".csv")
+# WebDataset fields read as text (labels, transcripts, sentences); any other stays bytes
+TEXT_FIELDS = {"txt", "text", "cls", "cls2", "label", "transcript", "sentence", "json"}
 
 
 @dataclass
@@ -118,6 +124,54 @@ def _arrow_folder(folder: Path) -> Records:
     return Records(sum(b.num_rows for b in batches()), read, folder)
 
 
+def _webdataset(shards: list[Path]) -> Records:
+    """WebDataset tar shards: the files of one sample share a key (the member's name up to the
+    first dot of its file name) and stand next to each other; each becomes a field named by
+    its extension (`0001.jpg` -> "jpg", `0001.en.txt` -> "en.txt"); text fields (ending in one
+    of TEXT_FIELDS) are decoded as UTF-8."""
+    def members(shard: Path) -> Iterator[tuple[str, str, tarfile.TarFile, tarfile.TarInfo]]:
+        try:
+            with tarfile.open(shard) as tar:
+                for member in tar:
+                    folder, _, name = member.name.rpartition("/")
+                    stem, dot, extension = name.partition(".")
+                    if member.isfile() and dot and not name.startswith("."):
+                        yield f"{folder}/{stem}", extension.lower(), tar, member
+        except tarfile.TarError as e:
+            raise E2EError(f"{shard} is not a readable tar shard ({e})") from None
+
+    def read() -> Iterator[dict]:
+        for shard in shards:
+            record: dict = {}
+            for key, extension, tar, member in members(shard):
+                if record and record["__key__"] != key:
+                    yield record
+                    record = {}
+                record["__key__"] = key
+                data = tar.extractfile(member).read()
+                if extension.rpartition(".")[2] in TEXT_FIELDS:  # "cls", "en.txt"...
+                    try:
+                        data = data.decode("utf-8").strip()
+                    except UnicodeDecodeError:
+                        raise E2EError(f"{shard}, {member.name}: not UTF-8 text") from None
+                record[extension] = data
+            if record:
+                yield record
+    count = sum(len({key for key, *_ in members(shard)}) for shard in shards)
+    return Records(count, read, shards[0].parent)
+
+
+def _shards(folder: Path) -> dict[str, Records] | Records:
+    """A folder of WebDataset shards: split by name (train-000.tar, val-000.tar...) when
+    every shard names its split, else one set of records to hold splits out of."""
+    shards = sorted(folder.glob("*.tar")) + sorted(folder.glob("*.tar.gz"))
+    split_of = {p: SPLIT_NAMES.get(re.split(r"[-_.]", p.name.lower())[0]) for p in shards}
+    if all(split_of.values()):
+        return {split: _webdataset([p for p in shards if split_of[p] == split])
+                for split in dict.fromkeys(split_of.values())}
+    return _webdataset(shards)
+
+
 def open_table(path: Path) -> Records:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
@@ -136,7 +190,8 @@ def open_corpus(source: str | Path) -> dict[str, Records] | Records:
     if not path.exists():
         raise E2EError(f"--from {source}: no such file or folder")
     if path.is_file():
-        return open_table(path)
+        return _webdataset([path]) if path.name.lower().endswith((".tar", ".tar.gz")) \
+            else open_table(path)
     if (path / "clips").is_dir() and (path / "train.tsv").is_file():  # Common Voice
         cv = {"audio": "path", "text": "sentence", "speaker": "client_id"}
         splits = {}
@@ -154,9 +209,11 @@ def open_corpus(source: str | Path) -> dict[str, Records] | Records:
               if p.suffix.lower() in TABLE_SUFFIXES and p.stem.lower() in SPLIT_NAMES}
     if "train" in tables:
         return {split: open_table(p) for split, p in tables.items()}
+    if list(path.glob("*.tar")) or list(path.glob("*.tar.gz")):  # WebDataset shards
+        return _shards(path)
     raise E2EError(f"--from {source}: a folder, but not a Common Voice folder, a Hugging Face "
-                   "save_to_disk folder, or one holding train.(parquet|jsonl|tsv|csv) [+ val, "
-                   "test]")
+                   "save_to_disk folder, a folder of WebDataset .tar shards, or one holding "
+                   "train.(parquet|jsonl|tsv|csv) [+ val, test]")
 
 
 # ---- splitting and mapping ----
