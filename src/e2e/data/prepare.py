@@ -161,10 +161,9 @@ def _webdataset(shards: list[Path]) -> Records:
     return Records(count, read, shards[0].parent)
 
 
-def _shards(folder: Path) -> dict[str, Records] | Records:
-    """A folder of WebDataset shards: split by name (train-000.tar, val-000.tar...) when
+def _shards(shards: list[Path]) -> dict[str, Records] | Records:
+    """A folder's WebDataset shards: split by name (train-000.tar, val-000.tar...) when
     every shard names its split, else one set of records to hold splits out of."""
-    shards = sorted(folder.glob("*.tar")) + sorted(folder.glob("*.tar.gz"))
     split_of = {p: SPLIT_NAMES.get(re.split(r"[-_.]", p.name.lower())[0]) for p in shards}
     if all(split_of.values()):
         return {split: _webdataset([p for p in shards if split_of[p] == split])
@@ -209,8 +208,9 @@ def open_corpus(source: str | Path) -> dict[str, Records] | Records:
               if p.suffix.lower() in TABLE_SUFFIXES and p.stem.lower() in SPLIT_NAMES}
     if "train" in tables:
         return {split: open_table(p) for split, p in tables.items()}
-    if list(path.glob("*.tar")) or list(path.glob("*.tar.gz")):  # WebDataset shards
-        return _shards(path)
+    shards = sorted(path.glob("*.tar")) + sorted(path.glob("*.tar.gz"))
+    if shards:  # WebDataset
+        return _shards(shards)
     raise E2EError(f"--from {source}: a folder, but not a Common Voice folder, a Hugging Face "
                    "save_to_disk folder, a folder of WebDataset .tar shards, or one holding "
                    "train.(parquet|jsonl|tsv|csv) [+ val, test]")
